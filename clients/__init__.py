@@ -1,0 +1,1 @@
+"""rsoptctl: the command-line client of rsoptd (standard library only)."""

@@ -1,0 +1,91 @@
+"""How rsoptctl shows runs, progress and log events to a person."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, TextIO
+
+LOG_FIELDS_SHOWN_ELSEWHERE = {"event", "level", "timestamp", "run_id", "sim_id", "logger"}
+
+
+def fmt_f(value: Any) -> str:
+    return "-" if value is None else f"{value:.10g}"
+
+
+def best(status: dict[str, Any]) -> str:
+    b = status.get("best")
+    if not b:
+        return "-"
+    x = ", ".join(f"{k}={v:.6g}" for k, v in b["x"].items())
+    return f"{fmt_f(b['f'])} at sim {b['sim_id']} ({x})"
+
+
+def status(s: dict[str, Any]) -> str:
+    lines = [
+        f"run {s['id']}: {s['state']}" + (f" ({s['message']})" if s.get("message") else ""),
+        f"  config:      {s['config']}",
+        f"  run dir:     {s['run_dir']}",
+        f"  sampler:     {s['software']} ({s['mode']} mode)",
+        f"  evaluations: {s['done']}/{s['planned']} done, {s['failed']} failed",
+        f"  best f:      {best(s)}",
+    ]
+    return "\n".join(lines)
+
+
+def run_table(runs: list[dict[str, Any]]) -> str:
+    if not runs:
+        return "no runs"
+    rows = [("ID", "STATE", "DONE", "FAILED", "BEST F", "CONFIG")]
+    for r in runs:
+        b = r.get("best")
+        rows.append((str(r["id"]), r["state"], f"{r['done']}/{r['planned']}", str(r["failed"]),
+                     fmt_f(b["f"]) if b else "-", r["config"]))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows)
+
+
+def ping(p: dict[str, Any]) -> str:
+    runs = ", ".join(f"{n} {state}" for state, n in sorted(p["runs"].items())) or "none"
+    return (f"rsoptd {p['version']} (pid {p['pid']}, {p['loop']}) up {p['uptime']:.0f} s; "
+            f"slots {p['busy']}/{p['cores']} busy; runs: {runs}")
+
+
+def log_line(event: dict[str, Any]) -> str:
+    where = []
+    if event.get("run_id") is not None:
+        where.append(f"run {event['run_id']}")
+    if event.get("sim_id") is not None:
+        where.append(f"sim {event['sim_id']}")
+    tag = f"[{' '.join(where)}] " if where else ""
+    if event.get("event") == "output":
+        return f"{event.get('timestamp', '')} {tag}{event.get('stream', 'stdout')}: {event.get('line', '')}"
+    extra = " ".join(f"{k}={v}" for k, v in event.items() if k not in LOG_FIELDS_SHOWN_ELSEWHERE)
+    return f"{event.get('timestamp', '')} {event.get('level', 'info'):<7} {tag}{event.get('event', '')} {extra}".rstrip()
+
+
+class ProgressLine:
+    """One line rewritten in place on a terminal; occasional lines otherwise."""
+
+    def __init__(self, stream: TextIO, interval: float = 5.0) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.interval = interval
+        self.last = 0.0
+        self.shown = False
+
+    def show(self, s: dict[str, Any]) -> None:
+        text = (f"run {s['id']} {s['state']}: {s['done']}/{s['planned']} done, "
+                f"{s['failed']} failed, best f {fmt_f((s.get('best') or {}).get('f'))}")
+        if self.tty:
+            self.stream.write("\r\033[K" + text)
+            self.stream.flush()
+            self.shown = True
+        elif time.monotonic() - self.last >= self.interval:
+            self.last = time.monotonic()
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def done(self) -> None:
+        if self.tty and self.shown:
+            self.stream.write("\n")
+            self.stream.flush()

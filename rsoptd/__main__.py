@@ -1,0 +1,5 @@
+import sys
+
+from rsoptd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,152 @@
+"""One function per request type; each answers on the connection it is given."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from rsoptd import __version__, history, protocol
+from rsoptd.errors import BadRequest
+from rsoptd.logs import LEVELS, Filter, to_json
+from rsoptd.loops import loop_name
+
+if TYPE_CHECKING:
+    from rsoptd.server import Connection, Daemon
+
+WATCH_INTERVAL = 0.2  # seconds between progress frames at most
+Handler = Callable[["Daemon", dict[str, Any], "Connection"], Awaitable[None]]
+HANDLERS: dict[str, Handler] = {}
+
+
+def command(name: str) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        HANDLERS[name] = handler
+        return handler
+    return register
+
+
+def field(request: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+    value = request.get(name, default)
+    if value is ...:
+        raise BadRequest(f"request field {name!r} is required")
+    if value is not None and not isinstance(value, kind):
+        raise BadRequest(f"request field {name!r} has the wrong type")
+    return value
+
+
+@command("ping")
+async def ping(daemon: Daemon, request: dict[str, Any], conn: Connection) -> None:
+    pool = daemon.ctx.pool
+    await conn.reply({
+        "version": __version__, "protocol": protocol.PROTOCOL_VERSION, "pid": os.getpid(),
+        "uptime": time.monotonic() - daemon.started, "cores": pool.total, "busy": pool.busy,
+        "runs": daemon.manager.counts(), "loop": loop_name(), "socket": str(daemon.socket_path),
+        "state_dir": str(daemon.state_dir),
+    })
+
+
+@command("submit")
+async def submit(daemon: Daemon, request: dict[str, Any], conn: Connection) -> None:
+    path = field(request, "config_path", str)
+    if not os.path.isabs(path):
+        raise BadRequest("config_path must be absolute")
+    env = field(request, "env", dict, {}) or {}
+    run, warnings = daemon.manager.submit(
+        text=field(request, "config_text", str), config_path=path, cwd=field(request, "cwd", str, "/"),
+        env={str(k): str(v) for k, v in env.items()}, overrides=field(request, "overrides", dict, {}) or {},
+    )
+    await conn.reply({"id": run.id, "run_dir": run.record.run_dir, "planned": run.record.planned, "warnings": warnings})
+
+
+@command("list")
+async def list_runs(daemon: Daemon, request: dict[str, Any], conn: Connection) -> None:
+    await conn.reply([run.status() for run in daemon.manager.runs.values()])
+
+
+@command("status")
+async def status(daemon: Daemon, request: dict[str, Any], conn: Connection) -> None:
+    await conn.reply(daemon.manager.get(request.get("run")).status())
+
+
+@command("cancel")
+async def cancel(daemon: Daemon, request: dict[str, Any], conn: Connection) -> None:
+    run = daemon.manager.cancel(request.get("run"))
+    if run.task is not None:
+        await asyncio.shield(run.task)
+    await conn.reply(run.status())
+
+
+@command("resume")
+async def resume(daemon: Daemon, request: dict[str, Any], conn: Connection) -> None:
+    run = daemon.manager.resume(request.get("run"))
+    await conn.reply(run.status())
+
+
+@command("watch")
+async def watch(daemon: Daemon, request: dict[str, Any], conn: Connection) -> None:
+    """Stream the run's status whenever it changes, ending with its final status."""
+    run = daemon.manager.get(request.get("run"))
+    await conn.reply(run.status())
+    while run.active:
+        changed = asyncio.ensure_future(run.changed())
+        closed = asyncio.ensure_future(conn.closed())
+        await asyncio.wait([changed, closed], return_when=asyncio.FIRST_COMPLETED)
+        changed.cancel()
+        closed.cancel()
+        if conn.is_closing():
+            return
+        await conn.send({"event": "progress", "status": run.status()})
+        await asyncio.sleep(WATCH_INTERVAL)
+    await conn.send({"event": "end", "status": run.status()})
+
+
+@command("results")
+async def results(daemon: Daemon, request: dict[str, Any], conn: Connection) -> None:
+    run = daemon.manager.get(request.get("run"))
+    fmt = field(request, "format", str, "json")
+    if fmt not in history.FORMATS:
+        raise BadRequest(f"unknown format {fmt!r}; expected one of {', '.join(history.FORMATS)}")
+    data = history.FORMATS[fmt](daemon.ctx.store.evaluations(run.id), run.names)
+    await conn.reply({"format": fmt, "bytes": len(data), "count": run.done})
+    await conn.send_bytes(data)
+
+
+@command("logs")
+async def logs(daemon: Daemon, request: dict[str, Any], conn: Connection) -> None:
+    level = field(request, "level", str, "debug")
+    if level not in LEVELS:
+        raise BadRequest(f"unknown level {level!r}")
+    run_id = request.get("run")
+    if run_id is not None:
+        run_id = daemon.manager.get(run_id).id
+    filter = Filter(run_id=run_id, sim_id=field(request, "sim", int, None), level=LEVELS[level])
+    follow = bool(request.get("follow"))
+    subscriber = daemon.hub.subscribe(filter) if follow else None
+    try:
+        recent = daemon.hub.recent(filter, field(request, "limit", int, 200) or 0)
+        await conn.reply({"follow": follow})
+        for event in recent:
+            await conn.send_line(to_json(event))
+        while subscriber is not None:
+            get = asyncio.ensure_future(subscriber.queue.get())
+            closed = asyncio.ensure_future(conn.closed())
+            await asyncio.wait([get, closed], return_when=asyncio.FIRST_COMPLETED)
+            closed.cancel()
+            if not get.done():
+                get.cancel()
+                return
+            if subscriber.dropped:
+                await conn.send_line(to_json({"event": "subscriber dropped events", "level": "warning", "count": subscriber.dropped}))
+                subscriber.dropped = 0
+            await conn.send_line(to_json(get.result()))
+    finally:
+        if subscriber is not None:
+            daemon.hub.unsubscribe(subscriber)
+
+
+@command("shutdown")
+async def shutdown(daemon: Daemon, request: dict[str, Any], conn: Connection) -> None:
+    await conn.reply({"pid": os.getpid()})
+    daemon.request_exit("shutdown requested by a client")

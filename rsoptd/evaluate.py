@@ -1,0 +1,197 @@
+"""One evaluation of a user's function, as rsopt defines it (runs in executors).
+
+Standard library only at import time: an executor in process mode forks a
+child per evaluation from a lean parent that must not have imported anything
+of the user's (numpy is imported only when a return value needs it).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable
+
+# libEnsemble's calc_status codes, which rsopt puts in J['sim_status'], so
+# objective functions written for rsopt keep working unchanged.
+WORKER_KILL_ON_TIMEOUT = 32
+TASK_FAILED = 33
+WORKER_DONE = 34
+
+MAX_ERROR_CHARS = 64 * 1024  # longer tracebacks keep their last part
+
+
+@dataclass
+class Outcome:
+    status: str  # ok | failed
+    f: float
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    """What an executor needs to evaluate points of one run (sent once)."""
+
+    function: tuple[str, str]
+    preprocess: tuple[str, str] | None
+    postprocess: tuple[str, str] | None
+    objective: tuple[str, str] | None
+    settings: dict[str, Any]
+    names: tuple[str, ...]
+    mode: str
+    run_dir: str
+    sim_dirs: bool
+    seed: int | None
+    worker: int
+
+    @property
+    def needs_job_dict(self) -> bool:
+        return bool(self.preprocess or self.postprocess or self.objective)
+
+
+class Loader:
+    """Imports user files once and again only when they change on disk."""
+
+    def __init__(self) -> None:
+        self._modules: dict[str, tuple[tuple[int, int], Any]] = {}
+
+    def function(self, ref: tuple[str, str]) -> Callable[..., Any]:
+        path, name = ref
+        module = self.module(path)
+        try:
+            return getattr(module, name)
+        except AttributeError:
+            raise LookupError(f"{path} defines no attribute {name!r}") from None
+
+    def module(self, path: str) -> Any:
+        stat = os.stat(path)
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        cached = self._modules.get(path)
+        if cached and cached[0] == stamp:
+            return cached[1]
+        folder = os.path.dirname(path)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)  # as when the file runs as a script: siblings import
+        name = "rsoptd_user_" + os.path.splitext(os.path.basename(path))[0]
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot import {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        self._modules[path] = (stamp, module)
+        return module
+
+
+class Evaluator:
+    def __init__(self, task: Task, loader: Loader | None = None) -> None:
+        self.task = task
+        self.loader = loader or Loader()
+        self._rng: Any = None
+
+    def evaluate(self, sim_id: int, x: tuple[float, ...]) -> Outcome:
+        """Call the function (with pre/post/objective) for one point; never raises."""
+        task = self.task
+        inputs = dict(task.settings)
+        inputs.update(zip(task.names, x))
+        try:
+            function = self.loader.function(task.function)
+        except BaseException:
+            return _failed("cannot load the function")
+        if not task.needs_job_dict:
+            try:
+                value = function(**inputs)
+            except BaseException:
+                return _failed("the function raised")
+            return _cast(value, "the function")
+        return self._with_job_dict(sim_id, inputs, function)
+
+    def _with_job_dict(self, sim_id: int, inputs: dict[str, Any], function: Callable[..., Any]) -> Outcome:
+        task = self.task
+        J: dict[str, Any] = {
+            "inputs": inputs, "sim_id": sim_id, "sim_dir": os.getcwd(),
+            "rand_stream": self._rand_stream(), "sim_status": None,
+        }
+        if task.preprocess and (failure := self._call(task.preprocess, J, "preprocess")):
+            return failure
+        error = None
+        try:
+            J["value"] = function(**J["inputs"])
+            J["sim_status"] = WORKER_DONE
+        except BaseException:
+            J["value"] = None
+            J["sim_status"] = TASK_FAILED
+            error = _traceback("the function raised")
+            if task.mode == "worker":  # rsopt: the exception ends the run
+                return Outcome("failed", math.nan, error)
+        if task.postprocess and (failure := self._call(task.postprocess, J, "postprocess")):
+            return failure
+        if task.objective:
+            try:
+                value = self.loader.function(task.objective)(J)
+            except BaseException:
+                return _failed("the objective function raised")
+            outcome = _cast(value, "the objective function")
+        else:
+            outcome = _cast(J["value"], "the function") if error is None else Outcome("failed", math.nan)
+        if error is not None:  # the objective may have given a penalty; the status still says failed
+            return Outcome("failed", outcome.f, error)
+        return outcome
+
+    def _call(self, ref: tuple[str, str], J: dict[str, Any], what: str) -> Outcome | None:
+        try:
+            self.loader.function(ref)(J)
+        except BaseException:
+            return _failed(f"the {what} function raised")
+        return None
+
+    def _rand_stream(self) -> Any:
+        if self._rng is None:
+            import numpy
+
+            entropy = None if self.task.seed is None else [self.task.seed, self.task.worker]
+            self._rng = numpy.random.default_rng(entropy)
+        return self._rng
+
+
+def as_float(value: Any) -> float:
+    """rsopt's rule: anything NumPy can cast to one float; None is NaN."""
+    if value is None:
+        return math.nan
+    if isinstance(value, (float, int)):
+        return float(value)
+    import numpy
+
+    try:
+        array = numpy.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"returned {_describe(value)}, which NumPy cannot cast to a float") from None
+    if array.size != 1:
+        raise TypeError(f"returned {_describe(value)} with {array.size} values; expected one float")
+    return float(array.reshape(()))
+
+
+def _cast(value: Any, who: str) -> Outcome:
+    try:
+        return Outcome("ok", as_float(value))
+    except TypeError as exc:
+        return Outcome("failed", math.nan, f"{who} {exc}")
+
+
+def _failed(what: str) -> Outcome:
+    return Outcome("failed", math.nan, _traceback(what))
+
+
+def _traceback(what: str) -> str:
+    text = f"{what}:\n{traceback.format_exc()}"
+    return text if len(text) <= MAX_ERROR_CHARS else "...\n" + text[-MAX_ERROR_CHARS:]
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"a {type(value).__name__} ({text})"

@@ -1,0 +1,193 @@
+"""The executor: a long-lived child process that evaluates points for one run.
+
+Started by the daemon as ``python -m rsoptd.executor`` with the submitter's
+environment.  Requests arrive on fd 0 and results leave on fd 1 as
+length-prefixed pickles; both fds are then moved aside so the user's function
+can print freely: its stdout and stderr go to files, never into the channel.
+
+Modes: ``worker`` calls the function in this process, ``thread`` in a fresh
+thread of it, ``process`` in a child forked per evaluation (this process never
+imports the user's code in that mode, so every child starts clean).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pickle
+import signal
+import struct
+import sys
+import threading
+import time
+from typing import Any, BinaryIO
+
+from rsoptd.evaluate import Evaluator, Outcome, Task
+
+HEADER = struct.Struct("!I")
+TAIL_BYTES = 4096
+
+
+def send(stream: BinaryIO, message: Any) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def receive(stream: BinaryIO) -> Any:
+    header = stream.read(HEADER.size)
+    if len(header) < HEADER.size:
+        return None
+    (size,) = HEADER.unpack(header)
+    return pickle.loads(stream.read(size))
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL us when our parent dies (Linux), so a killed daemon leaves nothing."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class Output:
+    """Points fds 1 and 2 at per-evaluation files, or at this worker's files."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        base = os.path.join(task.run_dir, f"worker-{task.worker}")
+        self.default = (_open_log(base + ".stdout.log"), _open_log(base + ".stderr.log"))
+        self._point(self.default)
+
+    def begin(self, sim_dir: str | None) -> tuple[int, int] | None:
+        if sim_dir is None:
+            return None
+        fds = (_open_log(os.path.join(sim_dir, "stdout.log")), _open_log(os.path.join(sim_dir, "stderr.log")))
+        self._point(fds)
+        return fds
+
+    def end(self, fds: tuple[int, int] | None) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if fds is not None:
+            self._point(self.default)
+            for fd in fds:
+                os.close(fd)
+
+    def marks(self) -> tuple[int, int]:
+        return os.lseek(1, 0, os.SEEK_END), os.lseek(2, 0, os.SEEK_END)
+
+    @staticmethod
+    def _point(fds: tuple[int, int]) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(fds[0], 1)
+        os.dup2(fds[1], 2)
+
+
+def _open_log(path: str) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+
+def tail(fd: int, start: int, lines: int) -> list[str]:
+    """The last `lines` lines written to fd since offset `start`."""
+    end = os.lseek(fd, 0, os.SEEK_END)
+    begin = max(start, end - TAIL_BYTES)
+    if end <= begin:
+        return []
+    data = os.pread(fd, end - begin, begin).decode(errors="replace")
+    return data.splitlines()[-lines:]
+
+
+class Executor:
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.evaluator = Evaluator(task)
+        self.output = Output(task)
+
+    def run_point(self, sim_id: int, x: tuple[float, ...], tail_lines: int) -> tuple[Any, ...]:
+        task = self.task
+        sim_dir = os.path.join(task.run_dir, f"sim_{sim_id}") if task.sim_dirs else None
+        if sim_dir:
+            os.makedirs(sim_dir, exist_ok=True)
+            os.chdir(sim_dir)
+        fds = self.output.begin(sim_dir)
+        marks = self.output.marks()
+        started = time.time()
+        outcome = self._call(sim_id, x)
+        ended = time.time()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        lines = []
+        if tail_lines:
+            lines = [("stdout", s) for s in tail(1, marks[0], tail_lines)]
+            lines += [("stderr", s) for s in tail(2, marks[1], tail_lines)]
+        self.output.end(fds)
+        if sim_dir:
+            os.chdir(task.run_dir)
+        # worker mode follows rsopt: any failure there ends the run
+        fatal = outcome.status == "failed" and task.mode == "worker"
+        return ("result", sim_id, outcome.status, outcome.f, outcome.error, fatal, started, ended, lines)
+
+    def _call(self, sim_id: int, x: tuple[float, ...]) -> Outcome:
+        mode = self.task.mode
+        if mode == "thread":
+            box: list[Outcome] = []
+            thread = threading.Thread(target=lambda: box.append(self.evaluator.evaluate(sim_id, x)), daemon=True)
+            thread.start()
+            thread.join()
+            return box[0] if box else Outcome("failed", float("nan"), "the evaluation thread ended without a result")
+        if mode == "process":
+            return self._forked(sim_id, x)
+        return self.evaluator.evaluate(sim_id, x)
+
+    def _forked(self, sim_id: int, x: tuple[float, ...]) -> Outcome:
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: evaluate in a clean copy, send the outcome, leave at once
+            os.close(read_fd)
+            die_with_parent()
+            try:
+                data = pickle.dumps(self.evaluator.evaluate(sim_id, x))
+                with os.fdopen(write_fd, "wb") as pipe:
+                    pipe.write(data)
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(0)
+        os.close(write_fd)
+        with os.fdopen(read_fd, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        if data:
+            outcome: Outcome = pickle.loads(data)
+            return outcome
+        from rsoptd.errors import describe_exit
+
+        code = os.waitstatus_to_exitcode(status)
+        return Outcome("failed", float("nan"), f"the evaluation {describe_exit(code)} before returning a result")
+
+
+def main() -> None:
+    die_with_parent()
+    requests = os.fdopen(os.dup(0), "rb")
+    replies = os.fdopen(os.dup(1), "wb")
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    task: Task = receive(requests)
+    os.chdir(task.run_dir)
+    executor = Executor(task)
+    send(replies, ("ready", os.getpid()))
+    while (message := receive(requests)) is not None:
+        _, points, tail_lines = message
+        for sim_id, x in points:
+            result = executor.run_point(sim_id, x, tail_lines)
+            send(replies, result)
+            if result[5]:  # fatal: the rest of this batch must not run
+                break
+        send(replies, ("end",))
+
+
+if __name__ == "__main__":
+    main()

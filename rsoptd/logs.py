@@ -1,0 +1,104 @@
+"""Structured logs: one structlog pipeline, two sinks.
+
+Every event becomes a dict (bound with run_id / sim_id through contextvars),
+is kept in a short in-memory history, is offered to ``logs -f`` subscribers
+through bounded queues (a slow subscriber loses events, never blocks the
+daemon), and is written to stderr as one JSON object per line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+HISTORY = 5000
+QUEUE_SIZE = 10000
+
+
+@dataclass
+class Filter:
+    run_id: int | None = None
+    sim_id: int | None = None
+    level: int = 0
+
+    def matches(self, event: dict[str, Any]) -> bool:
+        if self.run_id is not None and event.get("run_id") != self.run_id:
+            return False
+        if self.sim_id is not None and event.get("sim_id") != self.sim_id:
+            return False
+        return LEVELS.get(event.get("level", "info"), 20) >= self.level
+
+
+@dataclass
+class Subscriber:
+    filter: Filter
+    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    dropped: int = 0
+
+    def offer(self, event: dict[str, Any]) -> None:
+        if not self.filter.matches(event):
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+
+class LogHub:
+    def __init__(self) -> None:
+        self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
+        self.subscribers: set[Subscriber] = set()
+
+    def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        """A structlog processor: copy each finished event to history and subscribers."""
+        record = dict(event)
+        self.history.append(record)
+        for subscriber in self.subscribers:
+            subscriber.offer(record)
+        return event
+
+    def subscribe(self, filter: Filter) -> Subscriber:
+        subscriber = Subscriber(filter)
+        self.subscribers.add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.discard(subscriber)
+
+    def recent(self, filter: Filter, limit: int) -> list[dict[str, Any]]:
+        matching = [e for e in self.history if filter.matches(e)]
+        return matching[-limit:] if limit else matching
+
+
+def to_json(event: dict[str, Any]) -> str:
+    return json.dumps(event, default=str)
+
+
+def configure(level: str = "info", hub: LogHub | None = None, stream: Any = None) -> LogHub:
+    hub = hub or LogHub()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            hub,
+            structlog.processors.JSONRenderer(default=str),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    return hub
+
+
+def get_logger() -> Any:
+    return structlog.get_logger("rsoptd")
