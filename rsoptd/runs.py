@@ -255,7 +255,7 @@ class Run:
             self.pending.extendleft(reversed(batch[done + 1:]))
             log.warning("executor died", sim_id=batch[done], reason=str(exc))
             if spec.code.mode == "worker":
-                self.stop("failed", f"the worker running sim {batch[done]} died ({exc}); it was replaced, and the run ends as in worker mode")
+                self.stop("failed", f"the worker running sim {batch[done]} died ({exc}); in worker mode that ends the run, as in rsopt")
             return None
         if done < len(batch):
             self.pending.extendleft(reversed(batch[done:]))
