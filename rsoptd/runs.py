@@ -224,7 +224,7 @@ class Run:
         done = 0
         self._running[worker] = batch[0]
         try:
-            await executor.send(("batch", [(i, tuple(self.points[i])) for i in batch], tail))
+            await executor.send(("batch", [(i, tuple(self.points[i].tolist())) for i in batch], tail))
             while True:
                 if timeout is None:
                     message = await executor.receive()

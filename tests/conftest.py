@@ -76,7 +76,10 @@ class Daemon:
         return result
 
     def json(self, *args: str, **kwargs: Any) -> Any:
-        return json.loads(self.ctl(*args, "--json", **kwargs).stdout)
+        """A command's --json output; exit code 1 (a failed or cancelled run) still prints data."""
+        result = self.ctl(*args, "--json", check=False, **kwargs)
+        assert result.returncode in (0, 1), f"rsoptctl {' '.join(args)} exited {result.returncode}: {result.stderr}"
+        return json.loads(result.stdout)
 
     def run(self, config: Path, *extra: str) -> dict[str, Any]:
         """Submit, wait for the end, and return the final status (any final state)."""
@@ -90,7 +93,7 @@ class Daemon:
     def wait_state(self, run_id: int, states: tuple[str, ...], timeout: float = 60) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            status = self.json("status", str(run_id), check=False)
+            status = self.json("status", str(run_id))
             if status["state"] in states:
                 return status
             time.sleep(0.05)
