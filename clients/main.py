@@ -161,6 +161,29 @@ def cmd_ping(client: Client) -> int:
     return protocol.EXIT_OK
 
 
+def cmd_info(client: Client) -> int:
+    client.output(client.call("ping", autostart=False), render.info)
+    return protocol.EXIT_OK
+
+
+def cmd_rm(client: Client) -> int:
+    data = client.call("rm", runs=client.args.runs)
+    client.output(data, render.removed)
+    return protocol.EXIT_OK
+
+
+def cmd_prune(client: Client) -> int:
+    data = client.call("prune", older_than=client.args.older_than, dry_run=client.args.dry_run)
+    client.output(data, render.removed)
+    return protocol.EXIT_OK
+
+
+def cmd_service(client: Client) -> int:
+    from rsoptctl import service
+
+    return service.main(client.args.action, now=client.args.now)
+
+
 def cmd_shutdown(client: Client) -> int:
     data = client.call("shutdown", autostart=False)
     print(f"rsoptd (pid {data['pid']}) is shutting down", file=sys.stderr)
@@ -219,6 +242,17 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("-n", "--lines", type=int, default=200, help="recent events to show first (0: all kept)")
 
     command("ping", cmd_ping, "check that the daemon answers")
+    command("info", cmd_info, "show the daemon's health: version, uptime, slots, runs, database, MPI launcher")
+
+    c = command("rm", cmd_rm, "delete finished runs from the daemon's database (run directories stay)")
+    c.add_argument("runs", nargs="+", metavar="RUN", help="run id, or 'last'")
+    c = command("prune", cmd_prune, "delete finished runs that ended before a given age (run directories stay)")
+    c.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 30d, 12h, 90m, 45s")
+    c.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+
+    c = command("service", cmd_service, "install or remove rsoptd as a systemd user service", json_flag=False)
+    c.add_argument("action", choices=["install", "uninstall"])
+    c.add_argument("--now", action="store_true", help="with install: daemon-reload and enable --now rsoptd.socket")
     command("shutdown", cmd_shutdown, "stop the daemon (runs in flight become interrupted)", json_flag=False)
     return p
 

@@ -50,6 +50,60 @@ def ping(p: dict[str, Any]) -> str:
             f"slots {p['busy']}/{p['cores']} busy; runs: {runs}")
 
 
+def size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    for unit, length in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= length and seconds % length == 0:
+            return f"{seconds / length:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def info(p: dict[str, Any]) -> str:
+    runs = ", ".join(f"{n} {state}" for state, n in sorted(p["runs"].items())) or "none"
+    mpi = p.get("mpi_launcher")
+    if isinstance(mpi, dict):
+        mpi = " ".join(str(mpi.get(k)) for k in ("command", "path") if mpi.get(k)) or str(mpi)
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(p["started_at"])) if p.get("started_at") else "?"
+    systemd = "socket-activated" if p.get("socket_activated") else "own socket"
+    if p.get("systemd_notify"):
+        watchdog = p.get("watchdog_interval")
+        systemd += ", notifies systemd" + (f", watchdog ping every {watchdog:g} s" if watchdog else "")
+    config = p.get("config") or "-"
+    lines = [
+        f"rsoptd {p['version']} (protocol {p['protocol']}), pid {p['pid']}, event loop {p['loop']}",
+        f"  up:         {p['uptime']:.0f} s (since {started})",
+        f"  slots:      {p['busy']}/{p['cores']} busy",
+        f"  runs:       {runs}",
+        f"  socket:     {p['socket']} ({systemd})",
+        f"  state dir:  {p['state_dir']}",
+        f"  database:   {p.get('database', '-')} ({size(p.get('database_bytes', 0))})",
+        f"  config:     {config}{'' if p.get('config_found') else ' (absent: defaults)'}",
+        f"  log level:  {p.get('log_level', '-')}; idle exit {duration(p.get('idle_exit'))}; "
+        f"retention {duration(p.get('retention'))}",
+        f"  MPI:        {mpi or 'none found'}",
+    ]
+    return "\n".join(lines)
+
+
+def removed(r: dict[str, Any]) -> str:
+    if r.get("would_remove") is not None and not r["removed"]:
+        ids = r["would_remove"]
+        return f"would remove runs {', '.join(map(str, ids))}" if ids else "nothing to remove"
+    if not r["removed"]:
+        return "nothing to remove"
+    return (f"removed runs {', '.join(map(str, r['removed']))} ({r['evaluations']} evaluations); "
+            "their run directories stay")
+
+
 def log_line(event: dict[str, Any]) -> str:
     where = []
     if event.get("run_id") is not None:

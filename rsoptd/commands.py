@@ -7,10 +7,11 @@ import os
 import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from rsoptd import __version__, history, protocol
+from rsoptd import __version__, history, protocol, retention
 from rsoptd.errors import BadRequest
 from rsoptd.logs import LEVELS, Filter, to_json
 from rsoptd.loops import loop_name
+from rsoptd.settings import parse_duration
 
 if TYPE_CHECKING:
     from rsoptd.server import Connection, Daemon
@@ -43,8 +44,33 @@ async def ping(daemon: Daemon, request: dict[str, Any], conn: Connection) -> Non
         "version": __version__, "protocol": protocol.PROTOCOL_VERSION, "pid": os.getpid(),
         "uptime": time.monotonic() - daemon.started, "cores": pool.total, "busy": pool.busy,
         "runs": daemon.manager.counts(), "loop": loop_name(), "socket": str(daemon.socket_path),
-        "state_dir": str(daemon.state_dir),
+        "state_dir": str(daemon.state_dir), **health(daemon),
     })
+
+
+def health(daemon: Daemon) -> dict[str, Any]:
+    """What `rsoptctl info` adds to ping: the database, settings, systemd and MPI."""
+    database = daemon.ctx.store.path
+    size = sum(os.path.getsize(f"{database}{suffix}") for suffix in ("", "-wal", "-shm")
+               if os.path.exists(f"{database}{suffix}"))
+    settings = daemon.settings
+    return {
+        "started_at": time.time() - (time.monotonic() - daemon.started), "database": str(database),
+        "database_bytes": size, "config": str(settings.path) if settings.path else None,
+        "config_found": bool(settings.path and settings.path.exists()), "log_level": settings.log_level,
+        "retention": settings.retention, "idle_exit": daemon.idle_exit,
+        "socket_activated": daemon.listen_socket is not None, "systemd_notify": daemon.notifier.enabled,
+        "watchdog_interval": daemon.notifier.watchdog_interval, "mpi_launcher": mpi_launcher(daemon),
+    }
+
+
+def mpi_launcher(daemon: Daemon) -> Any:
+    """The MPI launcher rsoptd.mpi finds; None while that module is absent."""
+    try:
+        from rsoptd import mpi  # type: ignore[attr-defined]  # noqa: F401
+    except ImportError:
+        return None
+    return None
 
 
 @command("submit")
@@ -150,3 +176,19 @@ async def logs(daemon: Daemon, request: dict[str, Any], conn: Connection) -> Non
 async def shutdown(daemon: Daemon, request: dict[str, Any], conn: Connection) -> None:
     await conn.reply({"pid": os.getpid()})
     daemon.request_exit("shutdown requested by a client")
+
+
+@command("rm")
+async def remove(daemon: Daemon, request: dict[str, Any], conn: Connection) -> None:
+    """Delete finished runs' rows (all or none); their run directories stay."""
+    ids = field(request, "runs", list)
+    await conn.reply(retention.remove(daemon, [daemon.manager.get(run_id) for run_id in ids]))
+
+
+@command("prune")
+async def prune(daemon: Daemon, request: dict[str, Any], conn: Connection) -> None:
+    try:
+        older_than = parse_duration(field(request, "older_than", (str, int, float)))
+    except ValueError as exc:
+        raise BadRequest(f"older_than: {exc}") from None
+    await conn.reply(retention.prune(daemon, older_than, dry_run=bool(request.get("dry_run"))))

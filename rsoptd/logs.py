@@ -3,7 +3,8 @@
 Every event becomes a dict (bound with run_id / sim_id through contextvars),
 is kept in a short in-memory history, is offered to ``logs -f`` subscribers
 through bounded queues (a slow subscriber loses events, never blocks the
-daemon), and is written to stderr as one JSON object per line.
+daemon), and is written to stderr as one JSON object per line (prefixed with
+its syslog priority when stderr is the journal; coloured text on a terminal).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections import deque
 from dataclasses import dataclass, field
@@ -82,6 +84,32 @@ def to_json(event: dict[str, Any]) -> str:
     return json.dumps(event, default=str)
 
 
+# syslog priorities: with a "<N>" line prefix the journal files each line at its level
+PRIORITIES = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2}
+
+
+def is_journal(stream: Any) -> bool:
+    """True when `stream` is the journal: $JOURNAL_STREAM names its device and inode."""
+    try:
+        device, inode = (int(part) for part in os.environ["JOURNAL_STREAM"].split(":"))
+        info = os.fstat(stream.fileno())
+    except (KeyError, ValueError, OSError, AttributeError):
+        return False
+    return (info.st_dev, info.st_ino) == (device, inode)
+
+
+def renderer(stream: Any) -> Any:
+    """JSON lines with a priority prefix for the journal, colours for a person, plain JSON lines otherwise."""
+    as_json = structlog.processors.JSONRenderer(default=str)
+    if is_journal(stream):
+        def journal(logger: Any, method: str, event: dict[str, Any]) -> str:
+            return f"<{PRIORITIES.get(event.get('level', 'info'), 6)}>{as_json(logger, method, event)}"
+        return journal
+    if getattr(stream, "isatty", lambda: False)():
+        return structlog.dev.ConsoleRenderer()
+    return as_json
+
+
 def configure(level: str = "info", hub: LogHub | None = None, stream: Any = None) -> LogHub:
     hub = hub or LogHub()
     structlog.configure(
@@ -91,7 +119,7 @@ def configure(level: str = "info", hub: LogHub | None = None, stream: Any = None
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             hub,
-            structlog.processors.JSONRenderer(default=str),
+            renderer(stream or sys.stderr),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),

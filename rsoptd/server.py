@@ -13,13 +13,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rsoptd import executors, protocol
+from rsoptd import executors, notify, protocol, retention
 from rsoptd.commands import HANDLERS
 from rsoptd.errors import RsoptdError
 from rsoptd.logs import LogHub, get_logger
 from rsoptd.manager import Manager
 from rsoptd.pool import SlotPool
 from rsoptd.runs import Context
+from rsoptd.settings import Settings, reload as reload_settings
 from rsoptd.store import Store
 
 log = get_logger()
@@ -71,7 +72,8 @@ class Connection:
 
 class Daemon:
     def __init__(self, socket_path: Path, state_dir: Path, cores: int, idle_exit: float | None,
-                 hub: LogHub, listen_socket: socket.socket | None = None) -> None:
+                 hub: LogHub, listen_socket: socket.socket | None = None,
+                 settings: Settings | None = None) -> None:
         self.socket_path = socket_path
         self.state_dir = state_dir
         self.idle_exit = idle_exit
@@ -86,6 +88,9 @@ class Daemon:
         self._idle_timer: asyncio.TimerHandle | None = None
         self._cores = cores
         self._lock_fd: int | None = None
+        self.settings = settings or Settings()
+        self.notifier = notify.Notifier.from_environment()
+        self.retention_timer: asyncio.TimerHandle | None = None
 
     # -- lifecycle --
 
@@ -94,6 +99,8 @@ class Daemon:
         server = await self._listen()
         log.info("rsoptd ready", socket=str(self.socket_path), state_dir=str(self.state_dir),
                  cores=self._cores, pid=os.getpid())
+        self.notifier.ready(self.status_line())
+        self.notifier.start_watchdog(self.status_line)
         self._touch()
         try:
             await self._exit.wait()
@@ -117,6 +124,8 @@ class Daemon:
         store.on_flush(self._after_flush)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._on_signal, signum)
+        loop.add_signal_handler(signal.SIGHUP, reload_settings, self)
+        retention.schedule(self)
 
     async def _listen(self) -> asyncio.AbstractServer:
         if self.listen_socket is not None:
@@ -150,6 +159,9 @@ class Daemon:
 
     async def shutdown(self) -> None:
         log.info("rsoptd shutting down")
+        self.notifier.stopping()
+        if self.retention_timer is not None:
+            self.retention_timer.cancel()
         await self.manager.shutdown()
         await executors.kill_all()
         self.ctx.store.close()
@@ -164,6 +176,12 @@ class Daemon:
         if not self._exit.is_set():
             log.info("exit requested", reason=reason)
             self._exit.set()
+
+    def status_line(self) -> str:
+        """systemd's STATUS=, shown by `systemctl --user status rsoptd`."""
+        active = sum(run.active for run in self.manager.runs.values())
+        pool = self.ctx.pool
+        return f"{active} runs active of {len(self.manager.runs)}; {pool.busy}/{pool.total} slots busy"
 
     def _on_signal(self, signum: int) -> None:
         self._signals += 1

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from rsoptd.config import Launcher
 from rsoptd.logs import LEVELS, configure, get_logger
 
 if TYPE_CHECKING:
+    from rsoptd.config import Launcher
     from rsoptd.server import Daemon
 
 log = get_logger()
@@ -64,6 +64,8 @@ class Settings:
         """The daemon's default launcher, in the shape of an rsopt config's options.mpi_launcher."""
         if self.mpi_command is None and not self.mpi_args:
             return None
+        from rsoptd.config import Launcher  # defined with the MPI work; imported when used
+
         return Launcher(self.mpi_command or "mpiexec", tuple(self.mpi_args))
 
     def with_flags(self, **flags: Any) -> Settings:
