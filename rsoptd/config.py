@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from rsoptd import optimizers
 from rsoptd.errors import ConfigError
 
 SAMPLERS = ("mesh_scan", "lh_scan", "start")
@@ -88,6 +89,10 @@ class RunSpec:
     batch_size: int | None
     config_dir: str
     warnings: tuple[str, ...] = field(default=())
+    elapsed_wallclock_time: float | None = None  # exit criterion: seconds from the run's (re)start
+    stop_val: float | None = None  # exit criterion: stop once an evaluation's f is below this
+    components: int | None = None  # DFO-LS: how many residuals each evaluation returns
+    returns: str = "float"  # what the function returns: "float", "vector" or "gradient" (evaluate.Task)
 
     @property
     def parameter_names(self) -> list[str]:
@@ -213,14 +218,14 @@ def _setup(value: Any, path: str, config_dir: str, settings: dict[str, Any],
 
 def _options(options: dict[str, Any], code: PythonCode, config_dir: str) -> RunSpec:
     software = _string(options.get("software", ""), "options.software")
-    if software in OPTIMIZERS:
-        raise ConfigError("options.software", f"optimizer {software!r} is not supported yet; samplers: {', '.join(SAMPLERS)}")
-    _choice(software, SAMPLERS, "options.software")
+    if software not in OPTIMIZERS:
+        _choice(software, SAMPLERS + optimizers.SUPPORTED, "options.software")
     exit_criteria = _mapping(options.get("exit_criteria") or {}, "options.exit_criteria")
     _known_keys(exit_criteria, EXIT_KEYS, "options.exit_criteria")
     sim_max = exit_criteria.get("sim_max")
     if sim_max is not None:
         sim_max = _positive_int(sim_max, "options.exit_criteria.sim_max")
+    wallclock, stop_val = _wallclock_and_stop_val(exit_criteria)
     objective = _function_ref(options.get("objective_function"), "options.objective_function", config_dir)
     run_dir = options.get("run_dir") or "ensemble"
     run_dir = os.path.normpath(os.path.join(config_dir, _string(run_dir, "options.run_dir")))
@@ -234,10 +239,16 @@ def _options(options: dict[str, Any], code: PythonCode, config_dir: str) -> RunS
     if sim_dirs is not None and not isinstance(sim_dirs, bool):
         raise ConfigError("options.sim_dirs_make", f"expected true or false, got {sim_dirs!r}")
     software_options = _mapping(options.get("software_options") or {}, "options.software_options")
+    method, returns = options.get("method"), "float"
+    if software in OPTIMIZERS:
+        method, returns = _check_optimizer(software, method, software_options, code, exit_criteria)
+    components = None
+    if options.get("components") is not None:
+        components = _positive_int(options["components"], "options.components")
     spec = RunSpec(
         code=code,
         software=software,
-        method=options.get("method"),
+        method=method,
         software_options=dict(software_options),
         nworkers=_positive_int(options.get("nworkers", DEFAULT_NWORKERS), "options.nworkers"),
         sim_max=sim_max,
@@ -248,9 +259,42 @@ def _options(options: dict[str, Any], code: PythonCode, config_dir: str) -> RunS
         mesh_file=mesh_file,
         batch_size=batch_size,
         config_dir=config_dir,
+        elapsed_wallclock_time=wallclock,
+        stop_val=stop_val,
+        components=components,
+        returns=returns,
     )
     _check_sampler(spec)
     return spec
+
+
+def _wallclock_and_stop_val(criteria: dict[str, Any]) -> tuple[float | None, float | None]:
+    wallclock = None
+    if criteria.get("elapsed_wallclock_time") is not None:
+        wallclock = _number(criteria["elapsed_wallclock_time"], "options.exit_criteria.elapsed_wallclock_time")
+        if wallclock <= 0:
+            raise ConfigError("options.exit_criteria.elapsed_wallclock_time", f"expected a positive number of seconds, got {wallclock}")
+    stop_val = None
+    if criteria.get("stop_val") is not None:
+        value = criteria["stop_val"]
+        path = "options.exit_criteria.stop_val"
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise ConfigError(path, f"expected [f, value] (stop once f is below value), got {_show(value)}")
+        if value[0] != "f":
+            raise ConfigError(f"{path}[0]", f"rsoptd records one field, f; got {_show(value[0])}")
+        stop_val = _number(value[1], f"{path}[1]")
+    return wallclock, stop_val
+
+
+def _check_optimizer(software: str, method: Any, software_options: dict[str, Any], code: PythonCode,
+                     exit_criteria: dict[str, Any]) -> tuple[str, str]:
+    """(method, what the function returns); the optimizer library is looked up, never imported."""
+    if not any(exit_criteria.get(k) is not None for k in ("sim_max", "elapsed_wallclock_time", "stop_val")):
+        raise ConfigError("options.exit_criteria", "required for optimizers, as in rsopt: give sim_max, "
+                          "elapsed_wallclock_time or stop_val: [f, value]")
+    if not code.parameters:
+        raise ConfigError("codes[0].python.parameters", f"{software} needs at least one parameter to optimize")
+    return optimizers.check(software, method, software_options)
 
 
 def _seed(options: dict[str, Any]) -> int | None:

@@ -29,6 +29,7 @@ class Outcome:
     status: str  # ok | failed
     f: float
     error: str | None = None
+    values: list[float] | None = None  # residuals (returns="vector") or a gradient (returns="gradient")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class Task:
     sim_dirs: bool
     seed: int | None
     worker: int
+    # What the function (or objective) returns: "float" (rsopt's rule, for everyone but the
+    # optimizers below), "vector" (DFO-LS residuals) or "gradient" (scipy BFGS: f or (f, grad)).
+    returns: str = "float"
 
     @property
     def needs_job_dict(self) -> bool:
@@ -106,7 +110,7 @@ class Evaluator:
                 value = function(**inputs)
             except BaseException:
                 return _failed("the function raised")
-            return _cast(value, "the function")
+            return _cast(value, "the function", task.returns)
         return self._with_job_dict(sim_id, inputs, function)
 
     def _with_job_dict(self, sim_id: int, inputs: dict[str, Any], function: Callable[..., Any]) -> Outcome:
@@ -134,11 +138,11 @@ class Evaluator:
                 value = self.loader.function(task.objective)(J)
             except BaseException:
                 return _failed("the objective function raised")
-            outcome = _cast(value, "the objective function")
+            outcome = _cast(value, "the objective function", task.returns)
         else:
-            outcome = _cast(J["value"], "the function") if error is None else Outcome("failed", math.nan)
+            outcome = _cast(J["value"], "the function", task.returns) if error is None else Outcome("failed", math.nan)
         if error is not None:  # the objective may have given a penalty; the status still says failed
-            return Outcome("failed", outcome.f, error)
+            return Outcome("failed", outcome.f, error, outcome.values)
         return outcome
 
     def _call(self, ref: tuple[str, str], J: dict[str, Any], what: str) -> Outcome | None:
@@ -174,11 +178,48 @@ def as_float(value: Any) -> float:
     return float(array.reshape(()))
 
 
-def _cast(value: Any, who: str) -> Outcome:
+def as_values(value: Any, returns: str) -> tuple[float, list[float] | None]:
+    """f and the vector an optimizer needs besides it, by the Task's ``returns`` kind."""
+    if returns == "vector":
+        residuals = _residuals(value)
+        return math.fsum(r * r for r in residuals), residuals
+    if returns == "gradient" and _is_pair(value):
+        return as_float(value[0]), _vector(value[1], "a gradient")
+    return as_float(value), None
+
+
+def _residuals(value: Any) -> list[float]:
+    # rsopt's DFO-LS functions return (sum of squares, residuals); a bare vector is accepted too
+    if _is_pair(value):
+        value = value[1]
+    return _vector(value, "residuals")
+
+
+def _is_pair(value: Any) -> bool:
+    import numpy
+
+    return (isinstance(value, (tuple, list)) and len(value) == 2
+            and numpy.ndim(value[0]) == 0 and numpy.ndim(value[1]) == 1)
+
+
+def _vector(value: Any, what: str) -> list[float]:
+    import numpy
+
     try:
-        return Outcome("ok", as_float(value))
+        array = numpy.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"returned {_describe(value)}, which NumPy cannot cast to {what} (a vector of floats)") from None
+    if array.ndim > 1 or array.size == 0:
+        raise TypeError(f"returned {_describe(value)}; expected {what} as a non-empty vector of floats")
+    return [float(v) for v in array.reshape(-1)]
+
+
+def _cast(value: Any, who: str, returns: str = "float") -> Outcome:
+    try:
+        f, values = as_values(value, returns)
     except TypeError as exc:
         return Outcome("failed", math.nan, f"{who} {exc}")
+    return Outcome("ok", f, values=values)
 
 
 def _failed(what: str) -> Outcome:

@@ -128,7 +128,8 @@ class Executor:
             os.chdir(task.run_dir)
         # worker mode follows rsopt: any failure there ends the run
         fatal = outcome.status == "failed" and task.mode == "worker"
-        return ("result", sim_id, outcome.status, outcome.f, outcome.error, fatal, started, ended, lines)
+        # values last, so readers that know only the first nine fields keep working
+        return ("result", sim_id, outcome.status, outcome.f, outcome.error, fatal, started, ended, lines, outcome.values)
 
     def _call(self, sim_id: int, x: tuple[float, ...]) -> Outcome:
         mode = self.task.mode

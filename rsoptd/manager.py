@@ -9,7 +9,7 @@ import secrets
 import time
 from typing import Any
 
-from rsoptd import config, samplers
+from rsoptd import config, sources
 from rsoptd.errors import ConfigError, Conflict, NotFound
 from rsoptd.logs import get_logger
 from rsoptd.runs import Context, Run, RunRecord
@@ -44,7 +44,7 @@ class Manager:
         spec = config.load(text, config_dir, overrides)
         self._check_cores(spec)
         seed = spec.seed if spec.seed is not None else secrets.randbits(31)
-        points = samplers.plan(spec, seed)
+        source = sources.create(spec, seed)
         warnings = []
         run_dir = _fresh_dir(spec.run_dir)
         if run_dir != spec.run_dir:
@@ -53,13 +53,13 @@ class Manager:
         fields = dict(
             state="queued", config_path=config_path, config_text=text, config_dir=config_dir,
             overrides=json.dumps(overrides), cwd=cwd, env=json.dumps(env), run_dir=run_dir, seed=seed,
-            planned=len(points), parameters=json.dumps(spec.parameter_names), software=spec.software,
+            planned=source.planned, parameters=json.dumps(spec.parameter_names), software=spec.software,
             mode=spec.code.mode, created=time.time(),
         )
         run_id = self.ctx.store.create_run(**fields)
         run = Run(RunRecord(id=run_id, **fields), self.ctx)
         self.runs[run_id] = run
-        run.launch(spec, _job_env(env, spec), points, set())
+        run.launch(spec, _job_env(env, spec), source)
         for warning in warnings:
             log.warning(warning, run_id=run_id)
         return run, warnings
@@ -73,13 +73,10 @@ class Manager:
             spec = config.load(record.config_text, record.config_dir, json.loads(record.overrides))
         except ConfigError as exc:
             raise ConfigError(exc.path, f"the config of run {run.id} no longer validates: {exc.detail}") from None
-        points = samplers.plan(spec, record.seed)
-        finished = self.ctx.store.finished_sim_ids(run.id)
-        if len(finished) >= len(points):
-            raise Conflict(f"run {run.id} has no unfinished points")
+        source = sources.resume(spec, record.seed, self.ctx.store, run.id, record.state)
         os.makedirs(record.run_dir, exist_ok=True)
-        run.launch(spec, _job_env(json.loads(record.env), spec), points, finished)
-        log.info("run resumed", run_id=run.id, remaining=len(points) - len(finished))
+        run.launch(spec, _job_env(json.loads(record.env), spec), source)
+        log.info("run resumed", run_id=run.id, pending=source.backlog)
         return run
 
     def cancel(self, run_id: Any) -> Run:

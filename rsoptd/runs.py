@@ -1,8 +1,10 @@
 """A run: its points, its lanes of executors on the slot pool, and its state.
 
-Each run keeps up to ``nworkers`` lanes.  A lane takes a batch of pending
-points, waits for a slot, and hands the batch to its executor, which streams
-back one result per point.  Batches grow while evaluations are fast (aiming at
+Each run keeps up to ``nworkers`` lanes.  A lane asks the run's PointSource
+(rsoptd.sources: a sampler's planned points, or an optimizer's next ones) for a
+batch, waits for a slot, and hands the batch to its executor, which streams
+back one result per point, told back to the source.  Exit criteria
+(elapsed_wallclock_time, stop_val) are watched here for every kind of run.  Batches grow while evaluations are fast (aiming at
 BATCH_SECONDS of work) so the per-point cost of the daemon stays small, and a
 lane gives its slot back between batches so runs share the pool fairly.
 """
@@ -13,7 +15,6 @@ import asyncio
 import math
 import os
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from rsoptd.evaluate import Task
 from rsoptd.executors import ExecutorProcess
 from rsoptd.logs import LogHub, get_logger
 from rsoptd.pool import SlotPool
+from rsoptd.sources import PointSource
 from rsoptd.store import Store
 
 BATCH_SECONDS = 0.02
@@ -77,8 +79,7 @@ class Run:
         self.best: tuple[float, int] | None = best
         self.spec: RunSpec | None = None
         self.env: dict[str, str] = {}
-        self.points = np.zeros((0, len(self.names)))
-        self.pending: deque[int] = deque()
+        self.source: PointSource | None = None
         self.task: asyncio.Task[None] | None = None
         self._lanes: list[asyncio.Task[None]] = []
         self._stop: tuple[str, str] | None = None  # (final state, message)
@@ -101,9 +102,8 @@ class Run:
 
     # -- lifecycle --
 
-    def launch(self, spec: RunSpec, env: dict[str, str], points: np.ndarray, finished: set[int]) -> None:
-        self.spec, self.env, self.points = spec, env, points
-        self.pending = deque(i for i in range(len(points)) if i not in finished)
+    def launch(self, spec: RunSpec, env: dict[str, str], source: PointSource) -> None:
+        self.spec, self.env, self.source = spec, env, source
         self._stop = None
         self._set_state("queued", message=None, ended=None)
         self.task = asyncio.create_task(self._execute(), name=f"run-{self.id}")
@@ -120,20 +120,23 @@ class Run:
 
     async def _execute(self) -> None:
         structlog.contextvars.bind_contextvars(run_id=self.id)
-        assert self.spec is not None
-        log.info("run queued", planned=len(self.points), pending=len(self.pending),
+        source = self.source
+        assert self.spec is not None and source is not None
+        log.info("run queued", planned=source.planned, pending=source.backlog, software=self.spec.software,
                  mode=self.spec.code.mode, nworkers=self.spec.nworkers, run_dir=self.record.run_dir)
-        lanes = min(self.spec.nworkers, len(self.pending))
+        lanes = min(self.spec.nworkers, source.lanes)
         self._lanes = [asyncio.create_task(self._lane(i + 1), name=f"run-{self.id}-lane-{i + 1}") for i in range(lanes)]
+        clock = self._start_clock()
         results = await asyncio.gather(*self._lanes, return_exceptions=True)
+        if clock is not None:
+            clock.cancel()
+        source.close()  # an optimizer's thread still waiting for a value unwinds
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, (asyncio.CancelledError, Stop)):
                 log.error("lane crashed", exc_info=result)
                 self._stop = self._stop or ("failed", f"internal error: {result!r}")
         self.ctx.store.flush()
-        state, message = self._stop or ("completed", None)
-        if state == "completed" and self.pending:
-            state, message = "failed", f"{len(self.pending)} points were not evaluated"
+        state, message = self._stop or source.outcome()
         self._set_state(state, message=message, ended=time.time())
         self._write_history()
         log.info("run ended", state=state, message=message, done=self.done, failed=self.failed)
@@ -161,7 +164,7 @@ class Run:
         executor: ExecutorProcess | None = None
         try:
             while self._stop is None:
-                batch = self._take_batch()
+                batch = await self._take_batch()
                 if not batch:
                     return
                 await self.ctx.pool.acquire(self.id, spec.code.cores)
@@ -183,20 +186,38 @@ class Run:
             if executor is not None:
                 await (executor.kill() if self._stop else executor.close())
 
-    def _take_batch(self) -> list[int]:
-        if not self.pending:
-            return []
+    async def _take_batch(self) -> list[int]:
+        """Up to a batch of sim_ids; waits while an optimizer thinks; [] when no more will come."""
+        source = self.source
+        assert source is not None
         lanes = max(1, sum(not lane.done() for lane in self._lanes))
-        fair_share = math.ceil(len(self.pending) / lanes)
+        fair_share = math.ceil(max(1, source.backlog) / lanes)
         target = 1 if self._mean_seconds is None else int(BATCH_SECONDS / max(self._mean_seconds, 1e-7))
         size = max(1, min(target, fair_share, MAX_BATCH))
-        return [self.pending.popleft() for _ in range(min(size, len(self.pending)))]
+        return await source.ask(size)
+
+    def _give_back(self, sim_ids: list[int]) -> None:
+        if sim_ids and self.source is not None:
+            self.source.give_back(sim_ids)
+
+    def _point(self, sim_id: int) -> tuple[float, ...]:
+        x = self.source.point(sim_id) if self.source is not None else None
+        return x if x is not None else ()
+
+    def _start_clock(self) -> asyncio.TimerHandle | None:
+        """elapsed_wallclock_time counts from the run's (re)start; reaching it completes the run
+        (as libEnsemble does, an evaluation still running then is killed and recorded as cancelled)."""
+        limit = self.spec.elapsed_wallclock_time if self.spec is not None else None
+        if limit is None:
+            return None
+        message = f"elapsed_wallclock_time reached: {limit:g} s"
+        return asyncio.get_running_loop().call_later(limit, self.stop, "completed", message)
 
     async def _spawn(self, worker: int, batch: list[int]) -> ExecutorProcess:
         try:
             return await ExecutorProcess.start(self._task(worker), self.env)
         except ExecutorDied as exc:
-            self.pending.extendleft(reversed(batch))
+            self._give_back(batch)
             self.stop("failed", f"cannot start an executor: {exc}")
             raise Stop() from None
 
@@ -224,7 +245,7 @@ class Run:
         done = 0
         self._running[worker] = batch[0]
         try:
-            await executor.send(("batch", [(i, tuple(self.points[i].tolist())) for i in batch], tail))
+            await executor.send(("batch", [(i, self._point(i)) for i in batch], tail))
             while True:
                 if timeout is None:
                     message = await executor.receive()
@@ -232,10 +253,10 @@ class Run:
                     message = await asyncio.wait_for(executor.receive(), timeout)
                 if message[0] == "end":
                     break
-                _, sim_id, status, f, error, fatal, started, ended, lines = message
+                _, sim_id, status, f, error, fatal, started, ended, lines, *extra = message
                 done += 1
                 self._running[worker] = batch[min(done, len(batch) - 1)]
-                self._record(sim_id, status, f, error, started, ended, worker)
+                self._record(sim_id, status, f, error, started, ended, worker, extra[0] if extra else None)
                 self._learn(ended - started)
                 if lines:
                     self._publish_output(sim_id, lines)
@@ -246,19 +267,19 @@ class Run:
             self._running.pop(worker, None)
             await executor.kill()
             self._record(batch[done], "timeout", math.nan, f"no result within the timeout of {timeout} s; killed", None, None, worker)
-            self.pending.extendleft(reversed(batch[done + 1:]))
+            self._give_back(batch[done + 1:])
             log.warning("evaluation timed out", sim_id=batch[done], timeout=timeout)
             return None
         except ExecutorDied as exc:
             self._running.pop(worker, None)
             self._record(batch[done], "failed", math.nan, f"the executor {exc} during this evaluation", None, None, worker)
-            self.pending.extendleft(reversed(batch[done + 1:]))
+            self._give_back(batch[done + 1:])
             log.warning("executor died", sim_id=batch[done], reason=str(exc))
             if spec.code.mode == "worker":
                 self.stop("failed", f"the worker running sim {batch[done]} died ({exc}); in worker mode that ends the run, as in rsopt")
             return None
         if done < len(batch):
-            self.pending.extendleft(reversed(batch[done:]))
+            self._give_back(batch[done:])
         if self._stop:
             raise Stop()
         return executor
@@ -266,9 +287,12 @@ class Run:
     # -- results --
 
     def _record(self, sim_id: int, status: str, f: float, error: str | None,
-                started: float | None, ended: float | None, worker: int | None) -> None:
-        x = self.points[sim_id].tolist()
-        self.ctx.store.add_evaluation(self.id, sim_id, x, f, status, error, started, ended, worker)
+                started: float | None, ended: float | None, worker: int | None,
+                values: list[float] | None = None) -> None:
+        x = list(self._point(sim_id))
+        self.ctx.store.add_evaluation(self.id, sim_id, x, f, status, error, started, ended, worker, values)
+        if self.source is not None:
+            self.source.tell(sim_id, status, f, values, error)
         if status == "cancelled":
             return
         self.done += 1
@@ -277,6 +301,9 @@ class Run:
             log.warning("evaluation failed", sim_id=sim_id, status=status, error=_last_line(error))
         elif not math.isnan(f) and (self.best is None or f < self.best[0]):
             self.best = (f, sim_id)
+        stop_val = self.spec.stop_val if self.spec is not None else None
+        if status == "ok" and stop_val is not None and f < stop_val:
+            self.stop("completed", f"stop_val reached: sim {sim_id} has f = {f:.10g} < {stop_val:g}")
 
     def _learn(self, seconds: float) -> None:
         mean = self._mean_seconds
@@ -304,7 +331,8 @@ class Run:
         best = None
         if self.best is not None:
             f, sim_id = self.best
-            x = self.points[sim_id].tolist() if sim_id < len(self.points) else self._stored_x(sim_id)
+            known = self.source.point(sim_id) if self.source is not None else None
+            x = list(known) if known is not None else self._stored_x(sim_id)
             best = {"sim_id": sim_id, "f": f, "x": dict(zip(self.names, x))}
         return {
             "id": r.id, "state": r.state, "config": r.config_path, "run_dir": r.run_dir,
@@ -313,6 +341,8 @@ class Run:
             "running": self.active and r.state == "running",
             "best": best, "created": r.created, "started": r.started, "ended": r.ended,
             "message": r.message,
+            "method": self.spec.method if self.spec is not None else None,
+            "iteration": self.source.iteration if self.source is not None else None,
         }
 
     def _stored_x(self, sim_id: int) -> list[float]:

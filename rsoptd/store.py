@@ -47,6 +47,13 @@ CREATE TABLE IF NOT EXISTS evaluations (
     worker INTEGER,
     PRIMARY KEY (run_id, sim_id)
 ) WITHOUT ROWID;
+-- what an optimizer needs besides f (DFO-LS residuals, a gradient): replayed on resume
+CREATE TABLE IF NOT EXISTS evaluation_values (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    sim_id INTEGER NOT NULL,
+    vector TEXT NOT NULL,
+    PRIMARY KEY (run_id, sim_id)
+) WITHOUT ROWID;
 """
 
 RUN_FIELDS = ("state", "started", "ended", "message", "planned")
@@ -63,6 +70,7 @@ class Store:
         self.db.executescript(SCHEMA)
         self._schedule = schedule
         self._pending: list[tuple[Any, ...]] = []
+        self._pending_values: list[tuple[int, int, str]] = []
         self._listeners: list[Callable[[], None]] = []
 
     def close(self) -> None:
@@ -101,10 +109,13 @@ class Store:
     # -- evaluations --
 
     def add_evaluation(self, run_id: int, sim_id: int, x: list[float], f: float, status: str,
-                       error: str | None, started: float | None, ended: float | None, worker: int | None) -> None:
+                       error: str | None, started: float | None, ended: float | None, worker: int | None,
+                       values: list[float] | None = None) -> None:
         if not self._pending:
             self._schedule(self.flush)
         self._pending.append((run_id, sim_id, json.dumps(x), None if math.isnan(f) else f, status, error, started, ended, worker))
+        if values is not None:
+            self._pending_values.append((run_id, sim_id, json.dumps(values)))
 
     def on_flush(self, listener: Callable[[], None]) -> None:
         self._listeners.append(listener)
@@ -113,9 +124,11 @@ class Store:
         if not self._pending:
             return
         rows, self._pending = self._pending, []
+        vectors, self._pending_values = self._pending_values, []
         with self.db:  # one transaction
             self.db.execute("BEGIN")
             self.db.executemany(f"INSERT OR REPLACE INTO evaluations (run_id, {EVAL_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            self.db.executemany("INSERT OR REPLACE INTO evaluation_values (run_id, sim_id, vector) VALUES (?,?,?)", vectors)
         for listener in self._listeners:
             listener()
 
@@ -125,6 +138,12 @@ class Store:
         query = f"SELECT {EVAL_COLUMNS} FROM evaluations WHERE run_id = ? ORDER BY sim_id"
         for sim_id, x, f, *rest in self.db.execute(query, (run_id,)):
             yield (sim_id, json.loads(x), math.nan if f is None else f, *rest)
+
+    def values(self, run_id: int) -> dict[int, list[float]]:
+        """sim_id -> the vector stored with that evaluation (see add_evaluation)."""
+        self.flush()
+        rows = self.db.execute("SELECT sim_id, vector FROM evaluation_values WHERE run_id = ?", (run_id,))
+        return {sim_id: json.loads(vector) for sim_id, vector in rows}
 
     def finished_sim_ids(self, run_id: int) -> set[int]:
         self.flush()
