@@ -71,7 +71,8 @@ def info(p: dict[str, Any]) -> str:
     runs = ", ".join(f"{n} {state}" for state, n in sorted(p["runs"].items())) or "none"
     mpi = p.get("mpi_launcher")
     if isinstance(mpi, dict):
-        mpi = " ".join(str(mpi.get(k)) for k in ("command", "path") if mpi.get(k)) or str(mpi)
+        command = " ".join([mpi["command"], *mpi.get("args", [])])
+        mpi = f"{command} ({mpi['path']})" if mpi.get("path") else f"{command}: not found on the daemon's PATH"
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(p["started_at"])) if p.get("started_at") else "?"
     systemd = "socket-activated" if p.get("socket_activated") else "own socket"
     if p.get("systemd_notify"):

@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rsoptd: {exc}", file=sys.stderr)
         return 2  # a usage error: the unit's RestartPreventExitStatus=2 stops a restart loop
     hub = configure(config.log_level)
+    settings.apply_mpi_default(config)
     from rsoptd.server import Daemon, StartupError
 
     daemon_args = dict(

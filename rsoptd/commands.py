@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from rsoptd import __version__, history, protocol, retention
-from rsoptd.errors import BadRequest
+from rsoptd.errors import BadRequest, RsoptdError
 from rsoptd.logs import LEVELS, Filter, to_json
 from rsoptd.loops import loop_name
 from rsoptd.settings import parse_duration
@@ -64,13 +64,20 @@ def health(daemon: Daemon) -> dict[str, Any]:
     }
 
 
-def mpi_launcher(daemon: Daemon) -> Any:
-    """The MPI launcher rsoptd.mpi finds; None while that module is absent."""
+def mpi_launcher(daemon: Daemon) -> dict[str, Any] | None:
+    """The default MPI launcher and where rsoptd.mpi finds it on the daemon's PATH (runs use their own PATH)."""
     try:
-        from rsoptd import mpi  # type: ignore[attr-defined]  # noqa: F401
+        from rsoptd import mpi
+        from rsoptd.config import Launcher
     except ImportError:
         return None
-    return None
+    launcher = mpi.DEFAULT_LAUNCHER or Launcher("mpiexec")
+    found: dict[str, Any] = {"command": launcher.command, "args": list(launcher.args), "path": None}
+    try:
+        found["path"] = mpi.launcher_argv(None, dict(os.environ))[0]
+    except RsoptdError as exc:
+        found["error"] = str(exc)
+    return found
 
 
 @command("submit")
@@ -134,7 +141,7 @@ async def results(daemon: Daemon, request: dict[str, Any], conn: Connection) -> 
     fmt = field(request, "format", str, "json")
     if fmt not in history.FORMATS:
         raise BadRequest(f"unknown format {fmt!r}; expected one of {', '.join(history.FORMATS)}")
-    data = history.FORMATS[fmt](daemon.ctx.store.evaluations(run.id), run.names)
+    data = await daemon.ctx.store.read(run.id, lambda rows: history.FORMATS[fmt](rows, run.names))
     await conn.reply({"format": fmt, "bytes": len(data), "count": run.done})
     await conn.send_bytes(data)
 

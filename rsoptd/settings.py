@@ -194,6 +194,15 @@ TOP_LEVEL: dict[str, Callable[[Any], Any]] = {
 MPI: dict[str, Callable[[Any], Any]] = {"command": _command, "args": _arguments}
 
 
+def apply_mpi_default(settings: Settings) -> None:
+    """Hand the default launcher to rsoptd.mpi (runs whose config names options.mpi_launcher keep theirs)."""
+    try:
+        from rsoptd import mpi
+    except ImportError:
+        return
+    mpi.DEFAULT_LAUNCHER = settings.mpi_launcher
+
+
 def reload(daemon: Daemon) -> None:
     """SIGHUP: re-read the file, apply what can change now, log the rest (flags still win)."""
     current = daemon.settings
@@ -201,7 +210,7 @@ def reload(daemon: Daemon) -> None:
     try:
         from_file = load(current.path)
     except SettingsError as exc:
-        log.error("config not reloaded; the daemon keeps its settings", error=str(exc))
+        log.error("config not reloaded", error=str(exc), keeps="the settings in use")
         daemon.notifier.ready(daemon.status_line())
         return
     new = from_file.with_flags(**current.flags)
@@ -225,14 +234,15 @@ def reload(daemon: Daemon) -> None:
     if new.retention != current.retention:
         applied["retention"] = new.retention
     if new.mpi_launcher != current.mpi_launcher:
-        applied["mpi_launcher"] = {"command": new.mpi_command, "args": new.mpi_args}  # for runs submitted from now on
+        apply_mpi_default(new)
+        applied["mpi_launcher"] = {"command": new.mpi_command, "args": new.mpi_args}  # for lanes started from now on
     for key in ("socket", "state_dir"):
         if getattr(new, key) != getattr(current, key):
             kept[key] = f"{getattr(new, key)} takes effect at the next restart"
             setattr(new, key, getattr(current, key))
     for key, value in current.flags.items():
         if key in from_file.given and getattr(from_file, key) != value:
-            kept[key] = f"set on the command line ({value}); the file's {getattr(from_file, key)!r} is ignored"
+            kept[key] = f"set on the command line ({value}); the file's {str(getattr(from_file, key))!r} is ignored"
     daemon.settings = new
     daemon._touch()
     if "retention" in applied:
