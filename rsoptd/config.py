@@ -39,7 +39,9 @@ OPTIONS_KEYS = {
     "software", "method", "software_options", "nworkers", "exit_criteria", "objective_function",
     "run_dir", "seed", "sim_dirs_make", "record_interval", "output_file", "use_worker_dirs",
     "copy_final_logs", "sym_links", "mesh_file", "batch_size", "components", "executor_options",
+    "mpi_launcher",
 }
+LAUNCHER_KEYS = {"command", "args"}
 EXIT_KEYS = {"sim_max", "gen_max", "elapsed_wallclock_time", "stop_val"}
 
 
@@ -47,6 +49,14 @@ EXIT_KEYS = {"sim_max", "gen_max", "elapsed_wallclock_time", "stop_val"}
 class FunctionRef:
     file: str  # absolute path
     name: str
+
+
+@dataclass(frozen=True)
+class Launcher:
+    """How parallel evaluations start: ``command [args] -n K python -m rsoptd.mpi_runner``."""
+
+    command: str  # a program name (looked up on the run's PATH) or a path
+    args: tuple[str, ...] = ()  # e.g. ("-f", "hosts") for mpiexec, ("--mpi=pmix",) for srun
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,11 @@ class RunSpec:
     stop_val: float | None = None  # exit criterion: stop once an evaluation's f is below this
     components: int | None = None  # DFO-LS: how many residuals each evaluation returns
     returns: str = "float"  # what the function returns: "float", "vector" or "gradient" (evaluate.Task)
+    launcher: Launcher | None = None  # options.mpi_launcher; None: the daemon's default
+
+    @property
+    def parallel(self) -> bool:
+        return self.code.execution_type == "parallel"
 
     @property
     def parameter_names(self) -> list[str]:
@@ -196,8 +211,7 @@ def _setup(value: Any, path: str, config_dir: str, settings: dict[str, Any],
         if timeout <= 0:
             raise ConfigError(f"{path}.timeout", f"expected a positive number of seconds, got {timeout}")
     env = _mapping(setup.get("environment_variables") or {}, f"{path}.environment_variables")
-    if execution_type == "parallel":
-        raise ConfigError(f"{path}.execution_type", "'parallel' (MPI) execution is not supported yet")
+    # force_executor is accepted and needs nothing: 'parallel' always means an MPI launch here
     return PythonCode(
         input_file=input_file,
         function=function,
@@ -245,6 +259,9 @@ def _options(options: dict[str, Any], code: PythonCode, config_dir: str) -> RunS
     components = None
     if options.get("components") is not None:
         components = _positive_int(options["components"], "options.components")
+    if code.execution_type == "parallel" and objective is None:
+        raise ConfigError("options.objective_function", "required with execution_type: parallel: MPI ranks cannot "
+                          "return a value, so give [file.py, function] that reads what the function wrote and returns f")
     spec = RunSpec(
         code=code,
         software=software,
@@ -263,9 +280,25 @@ def _options(options: dict[str, Any], code: PythonCode, config_dir: str) -> RunS
         stop_val=stop_val,
         components=components,
         returns=returns,
+        launcher=_launcher(options.get("mpi_launcher"), config_dir),
     )
     _check_sampler(spec)
     return spec
+
+
+def _launcher(value: Any, config_dir: str) -> Launcher | None:
+    if value is None:
+        return None
+    path = "options.mpi_launcher"
+    launcher = _mapping(value, path, "expected a mapping with command and args, e.g. {command: srun, args: [--mpi=pmix]}")
+    _known_keys(launcher, LAUNCHER_KEYS, path)
+    command = os.path.expanduser(_string(launcher.get("command", "mpiexec"), f"{path}.command"))
+    if os.sep in command:  # a path, not a name to look up on PATH
+        command = os.path.normpath(os.path.join(config_dir, command))
+    args = launcher.get("args") or []
+    if not isinstance(args, list) or not all(isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in args):
+        raise ConfigError(f"{path}.args", f"expected a list of strings, got {_show(args)}")
+    return Launcher(command, tuple(str(a) for a in args))
 
 
 def _wallclock_and_stop_val(criteria: dict[str, Any]) -> tuple[float | None, float | None]:

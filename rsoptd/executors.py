@@ -15,7 +15,7 @@ from rsoptd.executor import HEADER
 
 START_TIMEOUT = 60.0  # seconds for a new executor to import what it needs
 CLOSE_GRACE = 2.0
-LIVE: set[ExecutorProcess] = set()  # every executor not yet reaped, for shutdown
+LIVE: set[Any] = set()  # every executor (or MPI lane, see rsoptd.mpi) not yet reaped, for shutdown
 
 
 async def kill_all() -> None:
@@ -33,12 +33,12 @@ class ExecutorProcess:
         self.pid = process.pid
 
     @classmethod
-    async def start(cls, task: Task, env: dict[str, str]) -> ExecutorProcess:
+    async def start(cls, task: Task, env: dict[str, str], module: str = "rsoptd.executor") -> ExecutorProcess:
         stderr = os.open(os.path.join(task.run_dir, f"worker-{task.worker}.stderr.log"),
                          os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "rsoptd.executor",
+                sys.executable, "-m", module,
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=stderr,
                 env=env, cwd=task.run_dir, start_new_session=True,  # its own process group
             )

@@ -27,6 +27,7 @@ from rsoptd.errors import ExecutorDied
 from rsoptd.evaluate import Task
 from rsoptd.executors import ExecutorProcess
 from rsoptd.logs import LogHub, get_logger
+from rsoptd.mpi import OBJECTIVE_GRACE, MpiLane
 from rsoptd.pool import SlotPool
 from rsoptd.sources import PointSource
 from rsoptd.store import Store
@@ -161,7 +162,7 @@ class Run:
     async def _lane(self, worker: int) -> None:
         spec = self.spec
         assert spec is not None
-        executor: ExecutorProcess | None = None
+        executor: ExecutorProcess | MpiLane | None = None
         try:
             while self._stop is None:
                 batch = await self._take_batch()
@@ -190,6 +191,8 @@ class Run:
         """Up to a batch of sim_ids; waits while an optimizer thinks; [] when no more will come."""
         source = self.source
         assert source is not None
+        if self.spec is not None and self.spec.parallel:
+            return await source.ask(1)  # one MPI job per slot grant: its cores go back to the pool at once
         lanes = max(1, sum(not lane.done() for lane in self._lanes))
         fair_share = math.ceil(max(1, source.backlog) / lanes)
         target = 1 if self._mean_seconds is None else int(BATCH_SECONDS / max(self._mean_seconds, 1e-7))
@@ -213,8 +216,11 @@ class Run:
         message = f"elapsed_wallclock_time reached: {limit:g} s"
         return asyncio.get_running_loop().call_later(limit, self.stop, "completed", message)
 
-    async def _spawn(self, worker: int, batch: list[int]) -> ExecutorProcess:
+    async def _spawn(self, worker: int, batch: list[int]) -> ExecutorProcess | MpiLane:
+        assert self.spec is not None
         try:
+            if self.spec.parallel:
+                return await MpiLane.start(self._task(worker), self.env, self.spec, self.ctx.hub)
             return await ExecutorProcess.start(self._task(worker), self.env)
         except ExecutorDied as exc:
             self._give_back(batch)
@@ -236,11 +242,14 @@ class Run:
             sim_dirs=spec.sim_dirs or spec.needs_job_dict, seed=self.record.seed, worker=worker,
         )
 
-    async def _run_batch(self, executor: ExecutorProcess, batch: list[int], worker: int) -> ExecutorProcess | None:
+    async def _run_batch(self, executor: ExecutorProcess | MpiLane, batch: list[int],
+                         worker: int) -> ExecutorProcess | MpiLane | None:
         """Evaluate a batch; returns the executor, or None when it had to be killed."""
         spec = self.spec
         assert spec is not None
         timeout = spec.code.timeout
+        if timeout is not None and spec.parallel:  # the MPI lane kills at `timeout` itself, then runs the objective
+            timeout += OBJECTIVE_GRACE
         tail = TAIL_LINES if self.ctx.hub.subscribers else 0
         done = 0
         self._running[worker] = batch[0]

@@ -1,0 +1,293 @@
+"""execution_type: parallel through a real mpiexec (2 ranks on the daemon's 2 cores)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rsoptd.pool import SlotPool
+
+FUNCTIONS = r"""
+import json, os, signal, sys, time
+
+def gather(x, y, label="none"):
+    from mpi4py import MPI
+    comm = MPI.COMM_WORLD
+    print("hello from rank %d of %d" % (comm.Get_rank(), comm.Get_size()), flush=True)
+    values = comm.gather(comm.Get_rank() + x * y, root=0)
+    if comm.Get_rank() == 0:
+        with open("result.json", "w") as fh:
+            json.dump({"size": comm.Get_size(), "values": values}, fh)
+
+def echo(**inputs):
+    from mpi4py import MPI
+    with open("inputs-%d.json" % MPI.COMM_WORLD.Get_rank(), "w") as fh:
+        json.dump(inputs, fh)
+
+def sleeps(x, y, seconds=600.0):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # only SIGKILL may end it
+    time.sleep(seconds)
+    with open("result.json", "w") as fh:
+        json.dump({"size": 2, "values": [x]}, fh)
+
+def crashes(x, y):
+    from mpi4py import MPI
+    comm = MPI.COMM_WORLD
+    if x > 0.6 and comm.Get_rank() == 1:
+        print("rank 1 is about to crash", file=sys.stderr, flush=True)
+        os._exit(7)
+    gather(x, y)
+
+def raises(x, y):
+    from mpi4py import MPI
+    comm = MPI.COMM_WORLD
+    if x > 0.6 and comm.Get_rank() == 1:
+        raise ValueError("rank 1 cannot go on at x=%s" % x)
+    gather(x, y)  # rank 0 waits in a collective for rank 1, which is gone
+
+def read_result(J):
+    if J["sim_status"] != 34:
+        return 1000.0 + J["sim_status"]  # a penalty: 1032 timeout, 1033 failed
+    assert os.getcwd() == J["sim_dir"]
+    with open("result.json") as fh:
+        data = json.load(fh)
+    return data["size"] * 10 + sum(data["values"])
+
+def status_only(J):
+    return 1.0 if J["sim_status"] == 34 else 1000.0 + J["sim_status"]
+
+def quick(x, y):
+    return x + y
+
+def slow(x, y):
+    time.sleep(0.3)
+    return x
+"""
+
+EVIL = "it's \"quoted\"\nsecond line'); import os; open('pwned', 'w'); ('\\ \u00e9 \x00"
+
+
+def parallel_config(project, function, parameters=None, setup=None, options=None, settings=None, name="parallel.yml"):
+    project.function(FUNCTIONS)
+    return project.config(
+        function, parameters=parameters, settings=settings,
+        setup={"execution_type": "parallel", "cores": 2, "force_executor": True, **(setup or {})},
+        options={"objective_function": ["functions.py", "read_result"], "nworkers": 1, **(options or {})}, name=name)
+
+
+def one_point(x=0.5):
+    return {"x": {"min": 0, "max": 1, "start": x, "samples": 1}, "y": {"min": 0, "max": 1, "start": 1, "samples": 1}}
+
+
+def job_pids(marker: str, exclude: int) -> set[int]:
+    """Live processes whose command line names `marker` (mpiexec and ranks), and the ranks' parents (Hydra's proxy)."""
+    rows = [line.split(None, 3) for line in
+            subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,stat=,args="], capture_output=True, text=True).stdout.splitlines()]
+    mine = {int(pid): int(ppid) for pid, ppid, stat, args in rows if marker in args and not stat.startswith("Z")}
+    alive = {int(pid) for pid, _, stat, _ in rows if not stat.startswith("Z")}
+    return (set(mine) | (set(mine.values()) & alive)) - {exclude, os.getpid()}
+
+
+def wait_for_ranks(marker: str, daemon_pid: int, count: int = 4, timeout: float = 20) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = job_pids(marker, daemon_pid)
+        if len(pids) >= count:  # mpiexec, its proxy and two ranks
+            return pids
+        time.sleep(0.05)
+    raise AssertionError("the MPI job did not start")
+
+
+def assert_all_gone(pids: set[int], timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = {pid for pid in pids if _alive(pid)}
+        if not left:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"processes left running: {left}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_function_runs_on_every_rank_and_the_objective_reads_its_files(daemon, project):
+    parameters = {"x": {"min": 0, "max": 1, "start": 0, "samples": 2}, "y": {"min": 2, "max": 2, "start": 2, "samples": 1}}
+    status = daemon.run(parallel_config(project, "gather", parameters, options={"nworkers": 2}))
+    assert status["state"] == "completed", status
+    records = daemon.results(status["id"])
+    # f = size * 10 + sum over ranks of (rank + x * y)
+    assert [(r["status"], r["f"]) for r in records] == [("ok", 20 + 1 + 0.0), ("ok", 20 + 1 + 4.0)]
+    sim_dir = Path(status["run_dir"]) / "sim_1"
+    assert json.loads((sim_dir / "result.json").read_text())["size"] == 2
+    assert sorted((sim_dir / "stdout.log").read_text().splitlines()) == ["hello from rank 0 of 2", "hello from rank 1 of 2"]
+
+
+def test_cores_above_the_daemons_total_and_a_missing_objective_are_rejected(daemon, project):
+    result = daemon.ctl("submit", str(parallel_config(project, "gather", one_point(), setup={"cores": 3})), check=False)
+    assert result.returncode == 2
+    assert "codes[0].python.setup.cores: 3 cores requested but the daemon has 2" in result.stderr
+    config = project.config("gather", setup={"execution_type": "parallel", "cores": 2}, name="no-objective.yml")
+    result = daemon.ctl("submit", str(config), check=False)
+    assert result.returncode == 2
+    assert "options.objective_function: required with execution_type: parallel" in result.stderr
+    assert daemon.json("list") == []
+
+
+def test_string_settings_arrive_unchanged_and_execute_nothing(daemon, project):
+    settings = {"label": EVIL, "items": [1, "two", None, {"k": "'; os.system('x')"}], "flag": True}
+    config = parallel_config(project, "echo", one_point(0.25), settings=settings,
+                             options={"objective_function": ["functions.py", "status_only"]})
+    status = daemon.run(config)
+    assert status["state"] == "completed" and status["best"]["f"] == 1.0, status
+    sim_dir = Path(status["run_dir"]) / "sim_0"
+    for rank in (0, 1):
+        seen = json.loads((sim_dir / f"inputs-{rank}.json").read_text())
+        assert seen == {**settings, "x": 0.25, "y": 1.0}
+    assert not any(Path(status["run_dir"]).rglob("pwned")) and not (project.root / "pwned").exists()
+
+
+def test_timeout_kills_every_rank_and_the_objective_gives_a_penalty(daemon, project):
+    config = parallel_config(project, "sleeps", one_point(), setup={"timeout": 1.5})
+    run_id = int(daemon.ctl("submit", str(config)).stdout.split()[-1])
+    pids = wait_for_ranks("rsoptd.mpi_runner", daemon.process.pid)
+    status = daemon.wait_state(run_id, ("completed", "failed"))
+    assert status["state"] == "completed", status
+    (record,) = daemon.results(run_id)
+    assert record["status"] == "timeout" and record["f"] == 1032.0
+    assert "no result within the timeout of 1.5 s" in record["error"]
+    assert_all_gone(pids)
+
+
+def test_cancel_kills_every_rank(daemon, project):
+    run_id = int(daemon.ctl("submit", str(parallel_config(project, "sleeps", one_point()))).stdout.split()[-1])
+    pids = wait_for_ranks("rsoptd.mpi_runner", daemon.process.pid)
+    daemon.ctl("cancel", str(run_id))
+    assert daemon.wait_state(run_id, ("cancelled",))["state"] == "cancelled"
+    assert_all_gone(pids)
+
+
+@pytest.mark.parametrize(("function", "expected"), [
+    ("crashes", "rank 1 is about to crash"),
+    ("raises", "ValueError: rank 1 cannot go on at x=1.0"),
+])
+def test_a_failing_rank_fails_the_evaluation_and_the_run_goes_on(daemon, project, function, expected):
+    parameters = {"x": {"min": 0, "max": 1, "start": 0, "samples": 3}, "y": {"min": 1, "max": 1, "start": 1, "samples": 1}}
+    status = daemon.run(parallel_config(project, function, parameters, setup={"timeout": 30}))
+    assert status["state"] == "completed", status
+    records = daemon.results(status["id"])
+    assert [r["status"] for r in records] == ["ok", "ok", "failed"]
+    failed = records[2]
+    assert failed["f"] == 1033.0  # the objective ran with sim_status 33 and gave its penalty
+    assert failed["error"].startswith("mpiexec exited with status ")
+    assert expected in failed["error"]
+    assert failed["ended"] - failed["started"] < 20  # ended by MPI, not by the timeout
+
+
+def test_a_two_core_evaluation_blocks_a_serial_one_until_it_frees_its_slots(daemon, project):
+    wide = parallel_config(project, "sleeps", one_point(), settings={"seconds": 1.5}, name="wide.yml")
+    wide_id = int(daemon.ctl("submit", str(wide)).stdout.split()[-1])
+    wait_for_ranks("rsoptd.mpi_runner", daemon.process.pid)
+    narrow = daemon.run(project.config("quick", parameters=one_point(), name="narrow.yml"))
+    assert narrow["state"] == "completed"
+    (parallel,) = daemon.results(wide_id)
+    (serial,) = daemon.results(narrow["id"])
+    assert parallel["status"] == "ok" and parallel["f"] == 20.5
+    assert serial["started"] >= parallel["ended"]
+
+
+def test_a_parallel_run_is_not_starved_by_a_serial_run_and_never_oversubscribes(daemon, project):
+    project.function(FUNCTIONS)
+    serial = project.config("slow", parameters={"x": {"min": 0, "max": 1, "start": 0, "samples": 12},
+                                                "y": {"min": 0, "max": 0, "start": 0, "samples": 1}},
+                            setup={"serial_python_mode": "process"}, name="serial.yml")
+    serial_id = int(daemon.ctl("submit", str(serial)).stdout.split()[-1])
+    daemon.wait_state(serial_id, ("running",))
+    wide = parallel_config(project, "gather", {"x": {"min": 0, "max": 1, "start": 0, "samples": 2},
+                                               "y": {"min": 1, "max": 1, "start": 1, "samples": 1}})
+    wide_status = daemon.run(wide)
+    serial_status = daemon.wait_state(serial_id, ("completed", "failed"))
+    assert wide_status["state"] == serial_status["state"] == "completed"
+    parallel = daemon.results(wide_status["id"])
+    serial_records = daemon.results(serial_id)
+    assert [r["f"] for r in parallel] == [21.0, 23.0]
+    assert all(r["status"] == "ok" for r in serial_records), serial_records
+    # the wide run got its turn while the serial run still had points to evaluate ...
+    assert parallel[-1]["ended"] < max(r["started"] for r in serial_records)
+    # ... and while it held both cores, no serial evaluation ran
+    for p in parallel:
+        for s in serial_records:
+            assert s["ended"] <= p["started"] or s["started"] >= p["ended"], (p, s)
+
+
+def test_a_wide_slot_request_is_served_before_narrower_later_ones():
+    async def scenario() -> None:
+        pool = SlotPool(2)
+        await pool.acquire("serial", 1)
+        await pool.acquire("serial", 1)
+        wide = asyncio.create_task(pool.acquire("mpi", 2))
+        await asyncio.sleep(0)
+        narrow = asyncio.create_task(pool.acquire("serial", 1))  # asks after the wide request
+        await asyncio.sleep(0)
+        pool.release(1)
+        await asyncio.sleep(0)
+        assert not wide.done() and not narrow.done()  # the freed core is kept for the wide request
+        pool.release(1)
+        await asyncio.sleep(0)
+        assert wide.done() and not narrow.done() and pool.free == 0
+        pool.release(2)
+        await asyncio.sleep(0)
+        assert narrow.done() and pool.free == 1
+
+    asyncio.run(scenario())
+
+
+def test_rank_output_is_streamed_to_log_followers_tagged_with_run_and_sim(daemon, project):
+    follower = subprocess.Popen([*_ctl(daemon), "logs", "-f", "--json", "-n", "0"], stdout=subprocess.PIPE,
+                                text=True, env=daemon.env)
+    try:
+        time.sleep(0.3)
+        status = daemon.run(parallel_config(project, "gather", one_point()))
+        assert status["state"] == "completed"
+        time.sleep(0.3)
+    finally:
+        follower.send_signal(signal.SIGINT)
+        out, _ = follower.communicate(timeout=10)
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    lines = {(e["run_id"], e["sim_id"], e["stream"], e["line"]) for e in events if e.get("event") == "output"}
+    assert {(status["id"], 0, "stdout", f"hello from rank {r} of 2") for r in (0, 1)} <= lines
+
+
+def test_the_launcher_and_its_arguments_come_from_the_run_options(daemon, project):
+    wrapper = project.root / "my-mpiexec"
+    wrapper.write_text(f"#!/bin/sh\necho \"$@\" > {project.root}/launcher-args\nexec {Path(sys.executable).parent}/mpiexec \"$@\"\n")
+    wrapper.chmod(0o755)
+    config = parallel_config(project, "gather", one_point(),
+                             options={"mpi_launcher": {"command": "./my-mpiexec", "args": ["-launcher", "fork"]}})
+    status = daemon.run(config)
+    assert status["state"] == "completed" and status["best"]["f"] == 22.0
+    assert (project.root / "launcher-args").read_text().startswith("-launcher fork -n 2 ")
+    missing = parallel_config(project, "gather", one_point(), options={"mpi_launcher": {"command": "no-such-mpiexec"}},
+                              name="missing.yml")
+    status = daemon.run(missing)
+    assert status["state"] == "failed"
+    assert "MPI launcher 'no-such-mpiexec' not found on the run's PATH" in status["message"]
+
+
+def _ctl(daemon):
+    from conftest import RSOPTCTL
+
+    return [RSOPTCTL, "--no-autostart"]
