@@ -25,11 +25,22 @@ def status(s: dict[str, Any]) -> str:
         f"run {s['id']}: {s['state']}" + (f" ({s['message']})" if s.get("message") else ""),
         f"  config:      {s['config']}",
         f"  run dir:     {s['run_dir']}",
-        f"  sampler:     {s['software']} ({s['mode']} mode)",
-        f"  evaluations: {s['done']}/{s['planned']} done, {s['failed']} failed",
+        f"  software:    {software(s)} ({s['mode']} mode)",
+        f"  evaluations: {s['done']}/{planned(s)} done, {s['failed']} failed",
         f"  best f:      {best(s)}",
     ]
+    if s.get("iteration") is not None:  # an optimizer's: evaluations it has been told
+        lines.append(f"  iteration:   {s['iteration']}")
     return "\n".join(lines)
+
+
+def software(s: dict[str, Any]) -> str:
+    method = s.get("method")
+    return s["software"] if method in (None, s["software"]) else f"{s['software']} {method}"
+
+
+def planned(s: dict[str, Any]) -> str:
+    return str(s["planned"] or "?")  # 0: an optimizer without sim_max
 
 
 def run_table(runs: list[dict[str, Any]]) -> str:
@@ -129,8 +140,9 @@ class ProgressLine:
         self.shown = False
 
     def show(self, s: dict[str, Any]) -> None:
-        text = (f"run {s['id']} {s['state']}: {s['done']}/{s['planned']} done, "
-                f"{s['failed']} failed, best f {fmt_f((s.get('best') or {}).get('f'))}")
+        iteration = "" if s.get("iteration") is None else f", iteration {s['iteration']}"
+        text = (f"run {s['id']} {s['state']}: {s['done']}/{planned(s)} done, "
+                f"{s['failed']} failed{iteration}, best f {best(s)}")
         if self.tty:
             self.stream.write("\r\033[K" + text)
             self.stream.flush()

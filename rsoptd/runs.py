@@ -240,6 +240,7 @@ class Run:
             postprocess=ref(code.postprocess), objective=ref(spec.objective), settings=code.settings,
             names=tuple(self.names), mode=code.mode, run_dir=self.record.run_dir,
             sim_dirs=spec.sim_dirs or spec.needs_job_dict, seed=self.record.seed, worker=worker,
+            returns=spec.returns,
         )
 
     async def _run_batch(self, executor: ExecutorProcess | MpiLane, batch: list[int],
