@@ -98,7 +98,7 @@ def units(command: str) -> dict[str, str]:
 
 def systemctl(*args: str) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run(["systemctl", "--user", *args], capture_output=True, text=True, timeout=60)
+        return subprocess.run(["systemctl", "--user", *args], check=False, capture_output=True, text=True, timeout=60)
     except FileNotFoundError:
         raise ServiceError("systemctl is not installed: this machine has no systemd") from None
     except subprocess.TimeoutExpired:

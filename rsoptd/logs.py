@@ -100,14 +100,13 @@ def is_journal(stream: Any) -> bool:
 
 def renderer(stream: Any) -> Any:
     """JSON lines with a priority prefix for the journal, colours for a person, plain JSON lines otherwise."""
-    as_json = structlog.processors.JSONRenderer(default=str)
     if is_journal(stream):
         def journal(logger: Any, method: str, event: dict[str, Any]) -> str:
-            return f"<{PRIORITIES.get(event.get('level', 'info'), 6)}>{as_json(logger, method, event)}"
+            return f"<{PRIORITIES.get(event.get('level', 'info'), 6)}>{to_json(event)}"
         return journal
     if getattr(stream, "isatty", lambda: False)():
         return structlog.dev.ConsoleRenderer()
-    return as_json
+    return structlog.processors.JSONRenderer(default=str)
 
 
 def configure(level: str = "info", hub: LogHub | None = None, stream: Any = None) -> LogHub:

@@ -22,10 +22,12 @@ import dataclasses
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
+from rsoptd import retention
 from rsoptd.logs import LEVELS, configure, get_logger
 
 if TYPE_CHECKING:
@@ -245,9 +247,7 @@ def reload(daemon: Daemon) -> None:
             kept[key] = f"set on the command line ({value}); the file's {str(getattr(from_file, key))!r} is ignored"
     daemon.settings = new
     daemon._touch()
-    if "retention" in applied:
-        from rsoptd import retention
-
-        retention.schedule(daemon)
+    if new.retention is not None or "retention" in applied:
+        retention.schedule(daemon)  # prunes now, then hourly
     log.info("config reloaded", path=str(new.path), applied=applied, not_applied=kept)
     daemon.notifier.ready(daemon.status_line())

@@ -3,6 +3,7 @@ a real NOTIFY_SOCKET, SIGHUP, config.toml, journal-style stderr, rsoptctl servic
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import pty
@@ -17,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import RSOPTCTL, RSOPTD
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,7 +54,7 @@ def base_env(tmp: Path) -> dict[str, str]:
 
 
 def ctl(env: dict[str, str], *args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([RSOPTCTL, "--no-autostart", *args], capture_output=True, text=True, env=env,
+    result = subprocess.run([RSOPTCTL, "--no-autostart", *args], check=False, capture_output=True, text=True, env=env,
                             timeout=120, cwd=cwd)
     if check and result.returncode != 0:
         raise AssertionError(f"rsoptctl {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}")
@@ -138,7 +138,7 @@ def wait_for_event(env: dict[str, str], name: str, timeout: float = 10) -> dict[
 
 def verify(*units: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     assert SYSTEMD_ANALYZE is not None
-    return subprocess.run([SYSTEMD_ANALYZE, "--user", "verify", *map(str, units)], capture_output=True, text=True,
+    return subprocess.run([SYSTEMD_ANALYZE, "--user", "verify", *map(str, units)], check=False, capture_output=True, text=True,
                           env=env, timeout=60)
 
 
@@ -148,7 +148,7 @@ def unit_settings(text: str) -> dict[str, str]:
 
 def user_manager_problem() -> str | None:
     try:
-        result = subprocess.run(["systemctl", "--user", "show-environment"], capture_output=True, text=True, timeout=10)
+        result = subprocess.run(["systemctl", "--user", "show-environment"], check=False, capture_output=True, text=True, timeout=10)
     except FileNotFoundError:
         return "systemctl is not installed"
     if result.returncode == 0:
@@ -276,7 +276,7 @@ def test_socket_activated_daemon_still_refuses_other_users(short_tmp: Path, proc
     sock.chmod(0o777)  # let the file permissions pass, so only the peer check stands in the way
     # the daemon answers a refused peer at once, before any request
     probe = "import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); print(s.makefile().readline())"
-    result = subprocess.run(["/usr/bin/python3", "-c", probe, str(sock)], capture_output=True, text=True,
+    result = subprocess.run(["/usr/bin/python3", "-c", probe, str(sock)], check=False, capture_output=True, text=True,
                             user=65534, group=65534, timeout=30, cwd="/", env={"PATH": os.defpath})
     assert result.returncode == 0, result
     reply = json.loads(result.stdout)
@@ -315,7 +315,7 @@ def test_notify_socket_receives_ready_watchdog_and_stopping(short_tmp: Path, pro
         when, message = receive(listener)
         assert message.get("WATCHDOG") == "1", message
         pings.append(when)
-    intervals = [b - a for a, b in zip(pings, pings[1:])]
+    intervals = [b - a for a, b in itertools.pairwise(pings)]
     assert 0.05 < statistics.median(intervals) < 0.2, intervals  # half of WATCHDOG_USEC, from the loop's timer
     assert process.wait_ready()["watchdog_interval"] == pytest.approx(0.1)
 
@@ -396,7 +396,7 @@ def test_command_line_flags_win_over_the_config_file(short_tmp: Path, processes:
 ])
 def test_a_bad_config_file_is_refused_naming_the_key(short_tmp: Path, text: str, message: str) -> None:
     path = write_config(short_tmp, text + "\n")
-    result = subprocess.run([RSOPTD, "--state-dir", str(short_tmp / "statedir")], capture_output=True, text=True,
+    result = subprocess.run([RSOPTD, "--state-dir", str(short_tmp / "statedir")], check=False, capture_output=True, text=True,
                             env=base_env(short_tmp), timeout=60)
     assert result.returncode == 2  # the unit's RestartPreventExitStatus=2: no restart loop on a bad file
     assert f"rsoptd: {path}: {message}" in result.stderr, result.stderr
@@ -405,7 +405,7 @@ def test_a_bad_config_file_is_refused_naming_the_key(short_tmp: Path, text: str,
 
 def test_an_explicit_config_file_must_exist(short_tmp: Path) -> None:
     missing = short_tmp / "nope.toml"
-    result = subprocess.run([RSOPTD, "--config", str(missing)], capture_output=True, text=True,
+    result = subprocess.run([RSOPTD, "--config", str(missing)], check=False, capture_output=True, text=True,
                             env=base_env(short_tmp), timeout=60)
     assert result.returncode == 2 and f"{missing}: no such file" in result.stderr
 
