@@ -103,7 +103,8 @@ class MpiLane:
 
     async def kill(self) -> None:
         if self.job is not None:
-            kill_tree(self.job.pid)
+            if self.job.returncode is None:  # once reaped, its pid may already belong to someone else
+                kill_tree(self.job.pid)
             await self.job.wait()
         if self.helper is not None:
             await self.helper.kill()
@@ -142,9 +143,9 @@ class MpiLane:
         return ("result", sim_id, status, f, error, False, started, time.time(), [])
 
     def _write_job(self, sim_dir: str, inputs: dict[str, Any]) -> None:
+        for name, value in inputs.items():
+            _check_plain(value, name)
         text = json.dumps({"function": list(self.task.function), "inputs": inputs, "ranks": self.cores})
-        if json.loads(text)["inputs"] != inputs:  # e.g. a mapping with integer keys would arrive changed
-            raise ValueError("a value does not survive the round trip through JSON unchanged")
         with open(os.path.join(sim_dir, JOB_FILE), "w", encoding="utf-8") as fh:
             fh.write(text)
 
@@ -210,6 +211,23 @@ class MpiLane:
                 _publish(sim_id, name, partial + b"\n")
         finally:
             os.close(fd)
+
+
+def _check_plain(value: Any, where: str) -> None:
+    """JSON carries these unchanged; anything else (a date, a set, an integer key) would arrive altered."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_plain(item, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{where} has the key {key!r}; only string keys pass unchanged")
+            _check_plain(item, f"{where}.{key}")
+        return
+    raise ValueError(f"{where} is a {type(value).__name__}; only strings, numbers, booleans, null, lists and mappings pass")
 
 
 def _publish(sim_id: int, stream: str, data: bytes) -> bytes:

@@ -160,6 +160,16 @@ def test_string_settings_arrive_unchanged_and_execute_nothing(daemon, project):
     assert not any(Path(status["run_dir"]).rglob("pwned")) and not (project.root / "pwned").exists()
 
 
+def test_a_setting_json_cannot_carry_unchanged_fails_the_evaluation_clearly(daemon, project):
+    config = parallel_config(project, "echo", one_point(), settings={"when": "2024-01-02"},
+                             options={"objective_function": ["functions.py", "status_only"]})
+    config.write_text(config.read_text().replace("'2024-01-02'", "2024-01-02"))  # YAML reads a date
+    status = daemon.run(config)
+    (record,) = daemon.results(status["id"])
+    assert record["status"] == "failed" and record["f"] == 1033.0
+    assert "cannot be passed to the MPI ranks as JSON: when is a date" in record["error"]
+
+
 def test_timeout_kills_every_rank_and_the_objective_gives_a_penalty(daemon, project):
     config = parallel_config(project, "sleeps", one_point(), setup={"timeout": 1.5})
     run_id = int(daemon.ctl("submit", str(config)).stdout.split()[-1])
