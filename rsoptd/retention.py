@@ -36,6 +36,10 @@ def remove(daemon: Daemon, runs: list[Run]) -> dict[str, Any]:
         for run_id in ids:
             evaluations += store.db.execute("DELETE FROM evaluations WHERE run_id = ?", (run_id,)).rowcount
             store.db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+    if ids:
+        # a big delete leaves its pages in the WAL file, which SQLite reuses but never shrinks: fold
+        # them into the database (whose freed pages new runs reuse) and truncate the WAL
+        store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     for run_id in ids:
         daemon.manager.runs.pop(run_id, None)
     if ids:

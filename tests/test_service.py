@@ -488,6 +488,23 @@ def test_info_reports_the_daemons_health(short_tmp: Path, processes: list[Proces
     assert "MPI:" in text and "(absent: defaults)" in text
 
 
+def test_config_mpi_launcher_becomes_the_default_info_reports(short_tmp: Path, processes: list[Process]) -> None:
+    pytest.importorskip("rsoptd.mpi", reason="rsoptd.mpi (parallel evaluations) is not in this tree")
+    write_config(short_tmp, '[mpi_launcher]\ncommand = "rsoptd-test-no-such-mpiexec"\nargs = ["-x"]\n')
+    process = start(processes, short_tmp)
+    mpi = process.wait_ready()["mpi_launcher"]
+    assert (mpi["command"], mpi["args"], mpi["path"]) == ("rsoptd-test-no-such-mpiexec", ["-x"], None)
+    assert "not found" in mpi["error"]
+    assert "MPI:        rsoptd-test-no-such-mpiexec -x: not found" in ctl(process.env, "info").stdout
+
+    write_config(short_tmp, f'[mpi_launcher]\ncommand = "{shutil.which("true")}"\n')
+    process.popen.send_signal(signal.SIGHUP)
+    reloaded = wait_for_event(process.env, "config reloaded")
+    assert reloaded["applied"] == {"mpi_launcher": {"command": shutil.which("true"), "args": []}}
+    mpi = ctl_json(process.env, "ping")["mpi_launcher"]
+    assert mpi["command"] == mpi["path"] == shutil.which("true")
+
+
 def test_rm_and_prune_delete_finished_runs_but_never_an_active_one(
         short_tmp: Path, project: Any, processes: list[Process]) -> None:
     process = start(processes, short_tmp, "--cores", "2")
@@ -512,7 +529,9 @@ def test_rm_and_prune_delete_finished_runs_but_never_an_active_one(
 
     assert ctl_json(env, "prune", "--older-than", "1d")["removed"] == []
     assert ctl_json(env, "prune", "--older-than", "0s", "--dry-run")["would_remove"] == [second["id"]]
-    assert ctl_json(env, "prune", "--older-than", "0s")["removed"] == [second["id"]]
+    pruned = ctl_json(env, "prune", "--older-than", "0s")
+    assert pruned["removed"] == [second["id"]] and pruned["run_dirs_kept"] == [second["run_dir"]]
+    assert Path(second["run_dir"], "history.npy").exists()
     assert [run["id"] for run in ctl_json(env, "list")] == [active]
     assert ctl(env, "prune", "--older-than", "soon", check=False).returncode == 2
 
