@@ -350,3 +350,30 @@ def test_nan_f_is_never_the_best_and_f_values_are_finite(daemon, project):
     project.function(FUNCTIONS)
     status = daemon.run(camel_config(project, exit={"sim_max": 10}))
     assert all(r["f"] is not None and math.isfinite(r["f"]) for r in evaluations(daemon, status["id"]))
+
+
+def test_cancelling_an_optimization_releases_its_thread_and_slot(daemon, project):
+    project.function(FUNCTIONS)
+    config = camel_config(project, function="logged_camel", settings={"delay": 0.2, "log": str(project.root / "c.log")},
+                          exit={"sim_max": 100})
+    run_id = json.loads(daemon.ctl("submit", str(config), "--json").stdout)["id"]
+    daemon.wait_state(run_id, ("running",))
+    status = daemon.json("cancel", str(run_id), timeout=20)
+    assert status["state"] == "cancelled"
+    assert daemon.json("ping")["busy"] == 0
+    # the daemon goes on: another optimization runs at once
+    assert daemon.run(camel_config(project, exit={"sim_max": 5}, name="again.yml"))["state"] == "completed"
+
+
+def test_stop_val_also_ends_a_scan(daemon, project):
+    project.function(FUNCTIONS)
+    # a scan stops at the end of the batch in flight (batches aim at 20 ms of work), so slow points
+    config = project.config("logged_camel", parameters={
+        "x": {"min": -1.0, "max": 1.0, "start": 0.0, "samples": 21},
+        "y": {"min": -1.0, "max": 1.0, "start": 0.0, "samples": 21}},
+        settings={"delay": 0.005, "log": str(project.root / "scan.log")},
+        options={"nworkers": 1, "exit_criteria": {"stop_val": ["f", -0.5]}})
+    status = daemon.run(config)
+    assert status["state"] == "completed", status["message"]
+    assert status["message"].startswith("stop_val reached")
+    assert status["done"] < 441
