@@ -12,6 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rsoptd import paths
+from rsoptctl.connection import RequestFailed, Unreachable, request
+
 UNITS = ("rsoptd.socket", "rsoptd.service")
 REPOSITORY_COMMAND = "%h/.local/bin/rsoptd"
 
@@ -129,6 +132,20 @@ def run_steps(steps: list[tuple[str, ...]]) -> None:
         print(f"systemctl --user {' '.join(step)}", file=sys.stderr)
 
 
+def refuse_if_a_daemon_runs_outside_systemd() -> None:
+    """systemd would take over the socket path while that daemon holds the state directory."""
+    path = paths.runtime_dir() / paths.SOCKET_NAME  # where %t/rsoptd/rsoptd.sock is
+    try:
+        ping = request(path, {"op": "ping"}, autostart=False)
+    except (Unreachable, RequestFailed, OSError, ValueError):
+        return
+    if not ping.get("socket_activated"):
+        raise ServiceError(
+            f"an rsoptd started outside systemd (pid {ping.get('pid')}) is serving at {path}; stop it first with "
+            "`rsoptctl shutdown` (its active runs become interrupted; `rsoptctl resume RUN` continues them), "
+            "then run `rsoptctl service install --now` again")
+
+
 def install(now: bool) -> int:
     directory = unit_dir()
     directory.mkdir(parents=True, exist_ok=True)
@@ -144,6 +161,7 @@ def install(now: bool) -> int:
         print("next: systemctl --user daemon-reload && systemctl --user enable --now rsoptd.socket", file=sys.stderr)
         return 0
     try:
+        refuse_if_a_daemon_runs_outside_systemd()
         run_steps([("daemon-reload",), ("enable", "--now", "rsoptd.socket")])
     except ServiceError as exc:
         print(f"rsoptctl: the units are written but not enabled: {exc}", file=sys.stderr)

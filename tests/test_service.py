@@ -214,6 +214,18 @@ def test_service_install_writes_verified_units_and_uninstall_removes_them(short_
     assert "no rsoptd units" in ctl(env, "service", "uninstall").stderr
 
 
+def test_install_now_refuses_while_a_daemon_runs_outside_systemd(short_tmp: Path, processes: list[Process]) -> None:
+    """systemd would take the socket path over while that daemon keeps the state directory locked."""
+    env = base_env(short_tmp)
+    env["RSOPTD_SOCKET"] = str(short_tmp / "run" / "rsoptd" / "rsoptd.sock")  # where %t/rsoptd/rsoptd.sock is
+    process = start(processes, short_tmp, env=env)
+    pid = process.wait_ready()["pid"]
+    result = ctl(env, "service", "install", "--now", check=False)
+    assert result.returncode == 1
+    assert f"an rsoptd started outside systemd (pid {pid})" in result.stderr and "rsoptctl shutdown" in result.stderr
+    assert process.popen.poll() is None  # left alone
+
+
 @pytest.mark.skipif(os.environ.get("RSOPTD_TEST_USER_SYSTEMD") != "1",
                     reason="installs into the real ~/.config/systemd/user; set RSOPTD_TEST_USER_SYSTEMD=1")
 @pytest.mark.skipif(user_manager_problem() is not None,
