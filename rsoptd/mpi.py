@@ -187,11 +187,11 @@ class MpiLane:
             await _drain(pumps)
         self.job = None
         await job.wait()
+        name = os.path.basename(argv[0])
         if returncode is None:
             log.warning("MPI job timed out; killed", sim_id=sim_id, timeout=self.timeout)
-            return "timeout", WORKER_KILL_ON_TIMEOUT, f"no result within the timeout of {self.timeout} s; killed the MPI job (mpiexec and every rank)"
+            return "timeout", WORKER_KILL_ON_TIMEOUT, f"no result within the timeout of {self.timeout} s; killed the MPI job ({name} and every rank)"
         if returncode != 0:
-            name = os.path.basename(argv[0])
             return "failed", TASK_FAILED, (f"{name} {describe_exit(returncode).removeprefix('process ')}; "
                                            f"the last lines of its stderr:\n" + _tail(stderr_path, mark))
         return "ok", WORKER_DONE, None
