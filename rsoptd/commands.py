@@ -7,7 +7,8 @@ import os
 import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from rsoptd import __version__, history, protocol, retention
+from rsoptd import __version__, history, mpi, protocol, retention
+from rsoptd.config import Launcher
 from rsoptd.errors import BadRequest, RsoptdError
 from rsoptd.logs import LEVELS, Filter, to_json
 from rsoptd.loops import loop_name
@@ -64,13 +65,8 @@ def health(daemon: Daemon) -> dict[str, Any]:
     }
 
 
-def mpi_launcher(daemon: Daemon) -> dict[str, Any] | None:
+def mpi_launcher(daemon: Daemon) -> dict[str, Any]:
     """The default MPI launcher and where rsoptd.mpi finds it on the daemon's PATH (runs use their own PATH)."""
-    try:
-        from rsoptd import mpi
-        from rsoptd.config import Launcher
-    except ImportError:
-        return None
     launcher = mpi.DEFAULT_LAUNCHER or Launcher("mpiexec")
     found: dict[str, Any] = {"command": launcher.command, "args": list(launcher.args), "path": None}
     try:

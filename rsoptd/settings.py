@@ -28,17 +28,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rsoptd import retention
+from rsoptd.config import Launcher
 from rsoptd.logs import LEVELS, configure, get_logger
 
 if TYPE_CHECKING:
-    from rsoptd.config import Launcher
     from rsoptd.server import Daemon
 
 log = get_logger()
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-FLAG_KEYS = ("cores", "state_dir", "socket", "idle_exit", "log_level")
 
 
 class SettingsError(Exception):
@@ -66,8 +65,6 @@ class Settings:
         """The daemon's default launcher, in the shape of an rsopt config's options.mpi_launcher."""
         if self.mpi_command is None and not self.mpi_args:
             return None
-        from rsoptd.config import Launcher  # defined with the MPI work; imported when used
-
         return Launcher(self.mpi_command or "mpiexec", tuple(self.mpi_args))
 
     def with_flags(self, **flags: Any) -> Settings:
@@ -198,10 +195,8 @@ MPI: dict[str, Callable[[Any], Any]] = {"command": _command, "args": _arguments}
 
 def apply_mpi_default(settings: Settings) -> None:
     """Hand the default launcher to rsoptd.mpi (runs whose config names options.mpi_launcher keep theirs)."""
-    try:
-        from rsoptd import mpi
-    except ImportError:
-        return
+    from rsoptd import mpi  # imported here: rsoptd.mpi imports the executors, which need not load for a bad file
+
     mpi.DEFAULT_LAUNCHER = settings.mpi_launcher
 
 
