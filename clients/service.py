@@ -21,7 +21,6 @@ REPOSITORY_COMMAND = "%h/.local/bin/rsoptd"
 SOCKET_UNIT = """\
 [Unit]
 Description=rsoptd socket: starts the rsoptd user service on first use
-Documentation=man:systemd.socket(5)
 
 [Socket]
 ListenStream=%t/rsoptd/rsoptd.sock
@@ -36,7 +35,6 @@ WantedBy=sockets.target
 SERVICE_UNIT = """\
 [Unit]
 Description=rsoptd: rsopt-style scans and optimisations of Python functions
-Documentation=man:systemd.service(5)
 Requires=rsoptd.socket
 After=rsoptd.socket
 
