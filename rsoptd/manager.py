@@ -54,7 +54,7 @@ class Manager:
             state="queued", config_path=config_path, config_text=text, config_dir=config_dir,
             overrides=json.dumps(overrides), cwd=cwd, env=json.dumps(env), run_dir=run_dir, seed=seed,
             planned=source.planned, parameters=json.dumps(spec.parameter_names), software=spec.software,
-            mode=spec.code.mode, created=time.time(),
+            mode="parallel" if spec.parallel else spec.code.mode, created=time.time(),
         )
         run_id = self.ctx.store.create_run(**fields)
         run = Run(RunRecord(id=run_id, **fields), self.ctx)

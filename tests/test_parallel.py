@@ -127,7 +127,7 @@ def _alive(pid: int) -> bool:
 def test_function_runs_on_every_rank_and_the_objective_reads_its_files(daemon, project):
     parameters = {"x": {"min": 0, "max": 1, "start": 0, "samples": 2}, "y": {"min": 2, "max": 2, "start": 2, "samples": 1}}
     status = daemon.run(parallel_config(project, "gather", parameters, options={"nworkers": 2}))
-    assert status["state"] == "completed", status
+    assert status["state"] == "completed" and status["mode"] == "parallel", status
     records = daemon.results(status["id"])
     # f = size * 10 + sum over ranks of (rank + x * y)
     assert [(r["status"], r["f"]) for r in records] == [("ok", 20 + 1 + 0.0), ("ok", 20 + 1 + 4.0)]
