@@ -377,3 +377,31 @@ def test_stop_val_also_ends_a_scan(daemon, project):
     assert status["state"] == "completed", status["message"]
     assert status["message"].startswith("stop_val reached")
     assert status["done"] < 441
+
+
+PARALLEL = """
+import json
+
+def camel_ranks(x, y):
+    from mpi4py import MPI
+    if MPI.COMM_WORLD.Get_rank() == 0:
+        f = (4 - 2.1 * x**2 + x**4 / 3) * x**2 + x * y + (-4 + 4 * y**2) * y**2
+        with open("f.json", "w") as fh:
+            json.dump(f, fh)
+
+def read_f(J):
+    with open("f.json") as fh:
+        return json.load(fh)
+"""
+
+
+def test_an_optimization_with_parallel_evaluations(daemon, project):
+    pytest.importorskip("mpi4py")
+    project.function(PARALLEL, name="parallel.py")
+    status = daemon.run(camel_config(project, function="camel_ranks", exit={"sim_max": 6},
+                                     setup={"input_file": "parallel.py", "execution_type": "parallel", "cores": 2},
+                                     options={"objective_function": ["parallel.py", "read_f"]}))
+    assert status["state"] == "completed", status["message"]
+    records = evaluations(daemon, status["id"])
+    assert len(records) == 6 and all(r["status"] == "ok" for r in records)
+    assert records[0]["f"] == pytest.approx(-1.0300859286, abs=1e-8)  # the camel at the start point

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import math
 import threading
 from collections import deque
@@ -92,6 +93,7 @@ class OptimizerSource:
         self._closed = False
         self._changed: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._context: contextvars.Context | None = None  # the run's (its log lines carry run_id)
         self._thread: threading.Thread | None = None
 
     def _load(self, rows: Iterable[tuple[Any, ...]], values: dict[int, list[float]]) -> None:
@@ -170,6 +172,7 @@ class OptimizerSource:
         if self._thread is not None:
             return
         self._loop = asyncio.get_running_loop()
+        self._context = contextvars.copy_context()
         self._changed = asyncio.Event()
         spec = self.spec
         params = spec.code.parameters
@@ -191,7 +194,10 @@ class OptimizerSource:
         except Exception as exc:  # the library failed: the run fails, the daemon does not
             outcome = ("failed", f"{self._name()} raised {type(exc).__name__}: {exc}")
         if outcome is not None:
-            self._call(self._finish, *outcome)
+            try:
+                self._call(self._finish, *outcome)
+            except Stopped:
+                pass  # the daemon is gone; nobody is left to tell
 
     def _evaluate_many(self, xs: list[np.ndarray]) -> list[Answer]:
         futures: list[concurrent.futures.Future[Answer]] = [concurrent.futures.Future() for _ in xs]
@@ -202,7 +208,7 @@ class OptimizerSource:
     def _call(self, callback: Callable[..., None], *args: Any) -> None:
         assert self._loop is not None
         try:
-            self._loop.call_soon_threadsafe(callback, *args)
+            self._loop.call_soon_threadsafe(callback, *args, context=self._context)
         except RuntimeError:  # the loop is closed: the daemon is gone
             raise Stopped() from None
 
