@@ -61,6 +61,13 @@ def read_result(J):
         data = json.load(fh)
     return data["size"] * 10 + sum(data["values"])
 
+def pre(J):
+    J["inputs"]["label"] = "set by preprocess"
+
+def post(J):
+    with open("post.txt", "w") as fh:
+        fh.write("%s %s" % (J["sim_status"], J["inputs"]["label"]))
+
 def status_only(J):
     return 1.0 if J["sim_status"] == 34 else 1000.0 + J["sim_status"]
 
@@ -87,20 +94,22 @@ def one_point(x=0.5):
     return {"x": {"min": 0, "max": 1, "start": x, "samples": 1}, "y": {"min": 0, "max": 1, "start": 1, "samples": 1}}
 
 
-def job_pids(marker: str, exclude: int) -> set[int]:
-    """Live processes whose command line names `marker` (mpiexec and ranks), and the ranks' parents (Hydra's proxy)."""
+def job_pids(marker: str, daemon_pid: int) -> set[int]:
+    """The MPI job: live processes whose command line names `marker` (mpiexec and the ranks name
+    the sim dir) and the ranks' parents (Hydra's proxy); and the lane's objective helper."""
     rows = [line.split(None, 3) for line in
             subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,stat=,args="], capture_output=True, text=True).stdout.splitlines()]
-    mine = {int(pid): int(ppid) for pid, ppid, stat, args in rows if marker in args and not stat.startswith("Z")}
-    alive = {int(pid) for pid, _, stat, _ in rows if not stat.startswith("Z")}
-    return (set(mine) | (set(mine.values()) & alive)) - {exclude, os.getpid()}
+    rows = [(int(pid), int(ppid), args) for pid, ppid, stat, args in rows if not stat.startswith("Z")]
+    mine = {pid: ppid for pid, ppid, args in rows if marker in args}
+    helper = {pid for pid, ppid, args in rows if ppid == daemon_pid and "rsoptd.mpi_objective" in args}
+    return (set(mine) | (set(mine.values()) & {pid for pid, _, _ in rows}) | helper) - {daemon_pid, os.getpid()}
 
 
-def wait_for_ranks(marker: str, daemon_pid: int, count: int = 4, timeout: float = 20) -> set[int]:
+def wait_for_ranks(marker: str, daemon_pid: int, count: int = 5, timeout: float = 20) -> set[int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pids = job_pids(marker, daemon_pid)
-        if len(pids) >= count:  # mpiexec, its proxy and two ranks
+        if len(pids) >= count:  # mpiexec, its proxy, two ranks and the helper
             return pids
         time.sleep(0.05)
     raise AssertionError("the MPI job did not start")
@@ -160,6 +169,17 @@ def test_string_settings_arrive_unchanged_and_execute_nothing(daemon, project):
     assert not any(Path(status["run_dir"]).rglob("pwned")) and not (project.root / "pwned").exists()
 
 
+def test_preprocess_changes_what_the_ranks_get_and_postprocess_sees_the_status(daemon, project):
+    config = parallel_config(project, "echo", one_point(), settings={"label": "from config"},
+                             setup={"preprocess": ["functions.py", "pre"], "postprocess": ["functions.py", "post"]},
+                             options={"objective_function": ["functions.py", "status_only"]})
+    status = daemon.run(config)
+    assert status["state"] == "completed" and status["best"]["f"] == 1.0, status
+    sim_dir = Path(status["run_dir"]) / "sim_0"
+    assert json.loads((sim_dir / "inputs-1.json").read_text())["label"] == "set by preprocess"
+    assert (sim_dir / "post.txt").read_text() == "34 set by preprocess"
+
+
 def test_a_setting_json_cannot_carry_unchanged_fails_the_evaluation_clearly(daemon, project):
     config = parallel_config(project, "echo", one_point(), settings={"when": "2024-01-02"},
                              options={"objective_function": ["functions.py", "status_only"]})
@@ -173,7 +193,7 @@ def test_a_setting_json_cannot_carry_unchanged_fails_the_evaluation_clearly(daem
 def test_timeout_kills_every_rank_and_the_objective_gives_a_penalty(daemon, project):
     config = parallel_config(project, "sleeps", one_point(), setup={"timeout": 1.5})
     run_id = int(daemon.ctl("submit", str(config)).stdout.split()[-1])
-    pids = wait_for_ranks("rsoptd.mpi_runner", daemon.process.pid)
+    pids = wait_for_ranks(str(project.root), daemon.process.pid)
     status = daemon.wait_state(run_id, ("completed", "failed"))
     assert status["state"] == "completed", status
     (record,) = daemon.results(run_id)
@@ -184,7 +204,7 @@ def test_timeout_kills_every_rank_and_the_objective_gives_a_penalty(daemon, proj
 
 def test_cancel_kills_every_rank(daemon, project):
     run_id = int(daemon.ctl("submit", str(parallel_config(project, "sleeps", one_point()))).stdout.split()[-1])
-    pids = wait_for_ranks("rsoptd.mpi_runner", daemon.process.pid)
+    pids = wait_for_ranks(str(project.root), daemon.process.pid)
     daemon.ctl("cancel", str(run_id))
     assert daemon.wait_state(run_id, ("cancelled",))["state"] == "cancelled"
     assert_all_gone(pids)
@@ -210,7 +230,7 @@ def test_a_failing_rank_fails_the_evaluation_and_the_run_goes_on(daemon, project
 def test_a_two_core_evaluation_blocks_a_serial_one_until_it_frees_its_slots(daemon, project):
     wide = parallel_config(project, "sleeps", one_point(), settings={"seconds": 1.5}, name="wide.yml")
     wide_id = int(daemon.ctl("submit", str(wide)).stdout.split()[-1])
-    wait_for_ranks("rsoptd.mpi_runner", daemon.process.pid)
+    wait_for_ranks(str(project.root), daemon.process.pid)
     narrow = daemon.run(project.config("quick", parameters=one_point(), name="narrow.yml"))
     assert narrow["state"] == "completed"
     (parallel,) = daemon.results(wide_id)
