@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -288,17 +290,39 @@ def test_a_wide_slot_request_is_served_before_narrower_later_ones():
 def test_rank_output_is_streamed_to_log_followers_tagged_with_run_and_sim(daemon, project):
     follower = subprocess.Popen([*_ctl(daemon), "logs", "-f", "--json", "-n", "0"], stdout=subprocess.PIPE,
                                 text=True, env=daemon.env)
+    events: queue.Queue[dict] = queue.Queue()
+    reader = threading.Thread(target=lambda: [events.put(json.loads(line)) for line in follower.stdout
+                                              if line.startswith("{")], daemon=True)
+    reader.start()
     try:
-        time.sleep(0.3)
+        # output is streamed only while someone follows: first make sure the follower is subscribed
+        project.function(FUNCTIONS)
+        warm_up = project.config("quick", parameters=one_point(), name="warm-up.yml")
+        for _ in range(20):
+            run_id = daemon.run(warm_up)["id"]
+            if _wait_event(events, lambda e: e.get("run_id") == run_id, 1.0):
+                break
         status = daemon.run(parallel_config(project, "gather", one_point()))
         assert status["state"] == "completed"
-        time.sleep(0.3)
+        wanted = {(status["id"], 0, "stdout", f"hello from rank {r} of 2") for r in (0, 1)}
+        seen: set = set()
+        _wait_event(events, lambda e: (seen.add((e.get("run_id"), e.get("sim_id"), e.get("stream"), e.get("line")))
+                                       or wanted <= seen), 10.0)
+        assert wanted <= seen
     finally:
         follower.send_signal(signal.SIGINT)
-        out, _ = follower.communicate(timeout=10)
-    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    lines = {(e["run_id"], e["sim_id"], e["stream"], e["line"]) for e in events if e.get("event") == "output"}
-    assert {(status["id"], 0, "stdout", f"hello from rank {r} of 2") for r in (0, 1)} <= lines
+        follower.communicate(timeout=10)
+
+
+def _wait_event(events, predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            if predicate(events.get(timeout=left)):
+                return True
+        except queue.Empty:
+            return False
+    return False
 
 
 def test_the_launcher_and_its_arguments_come_from_the_run_options(daemon, project):
