@@ -326,9 +326,7 @@ def _wait_event(events, predicate, timeout: float) -> bool:
 
 
 def test_the_launcher_and_its_arguments_come_from_the_run_options(daemon, project):
-    wrapper = project.root / "my-mpiexec"
-    wrapper.write_text(f"#!/bin/sh\necho \"$@\" > {project.root}/launcher-args\nexec {Path(sys.executable).parent}/mpiexec \"$@\"\n")
-    wrapper.chmod(0o755)
+    _recording_launcher(project.root / "my-mpiexec", project)
     config = parallel_config(project, "gather", one_point(),
                              options={"mpi_launcher": {"command": "./my-mpiexec", "args": ["-launcher", "fork"]}})
     status = daemon.run(config)
@@ -339,6 +337,23 @@ def test_the_launcher_and_its_arguments_come_from_the_run_options(daemon, projec
     status = daemon.run(missing)
     assert status["state"] == "failed"
     assert "MPI launcher 'no-such-mpiexec' not found on the run's PATH" in status["message"]
+
+
+def test_mpiexec_on_the_submitters_path_comes_before_the_one_beside_rsoptd(daemon, project):
+    bin_dir = project.root / "bin"
+    bin_dir.mkdir()
+    _recording_launcher(bin_dir / "mpiexec", project)
+    env = dict(daemon.env, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', os.defpath)}")
+    result = daemon.ctl("submit", str(parallel_config(project, "gather", one_point())), "--wait", "--json", env=env)
+    assert json.loads(result.stdout)["best"]["f"] == 22.0
+    assert (project.root / "launcher-args").read_text().startswith("-n 2 ")
+
+
+def _recording_launcher(path: Path, project) -> None:
+    """A launcher that writes down its arguments, then hands them to the real mpiexec."""
+    path.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$*\" > {project.root}/launcher-args\n"
+                    f"exec {Path(sys.executable).parent}/mpiexec \"$@\"\n")
+    path.chmod(0o755)
 
 
 def _ctl(daemon):
