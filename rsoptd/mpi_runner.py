@@ -7,9 +7,9 @@ string setting holding quotes, newlines or code arrives as it is and runs
 nothing.  Nothing is returned: as in rsopt, the function writes files and
 ``options.objective_function`` reads them afterwards.
 
-Imports only what every rank needs: the standard library and rsoptd.evaluate
-(itself standard-library only); mpi4py is touched only if the function
-imported it.
+Imports only what every rank needs, and only what loads fast (each rank of
+each evaluation pays for it): json and rsoptd.loader; mpi4py is touched only
+if the function imported it.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import traceback
-from typing import Any
 
-from rsoptd.evaluate import Loader
+from rsoptd.loader import Loader
+
+TYPE_CHECKING = False  # typing itself costs each rank milliseconds
+if TYPE_CHECKING:
+    from typing import Any
 
 JOB_FILE = "rsoptd-job.json"
 FAILED = 1
@@ -43,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         function = Loader().function((job["function"][0], job["function"][1]))
         function(**job["inputs"])
     except Exception:
+        import traceback
+
         traceback.print_exc()
         _abort(FAILED)
         return FAILED
