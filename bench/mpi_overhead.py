@@ -55,8 +55,8 @@ def bare_launch(mpiexec: str) -> float:
     return time.perf_counter() - started
 
 
-def rsoptd_run(work: Path, env: dict[str, str], i: int, evals: int) -> tuple[list[float], float]:
-    """(cycles between successive evaluation starts after the first, run time per evaluation)."""
+def rsoptd_run(work: Path, env: dict[str, str], i: int, evals: int) -> tuple[list[float], list[float], float]:
+    """(cycles between successive evaluation starts after the first, evaluation times, run time per evaluation)."""
     config = work / f"run-{i}.yml"
     config.write_text(CONFIG.format(evals=evals, i=i))
     out = subprocess.run([BIN / "rsoptctl", "submit", str(config), "--wait", "--json"],
@@ -66,7 +66,8 @@ def rsoptd_run(work: Path, env: dict[str, str], i: int, evals: int) -> tuple[lis
     records = json.loads(subprocess.run([BIN / "rsoptctl", "results", str(status["id"]), "--format", "json"],
                                         env=env, check=True, capture_output=True, text=True).stdout)
     starts = sorted(r["started"] for r in records)
-    return [b - a for a, b in zip(starts[1:], starts[2:])], (status["ended"] - status["started"]) / evals
+    cycles = [b - a for a, b in zip(starts[1:], starts[2:])]
+    return cycles, [r["ended"] - r["started"] for r in records], (status["ended"] - status["started"]) / evals
 
 
 def main() -> None:
@@ -86,16 +87,19 @@ def main() -> None:
         (work / "touch.py").write_text(FUNCTION)
         bare: list[float] = []
         cycles: list[float] = []
+        inside: list[float] = []
         per_run: list[float] = []
         for i in range(args.rounds):
             bare += [bare_launch(mpiexec) for _ in range(args.evals)]
-            run_cycles, run_mean = rsoptd_run(work, env, i, args.evals)
+            run_cycles, run_inside, run_mean = rsoptd_run(work, env, i, args.evals)
             cycles += run_cycles
+            inside += run_inside
             per_run.append(run_mean)
-        b, c, r = (1000 * statistics.median(v) for v in (bare, cycles, per_run))
+        b, c, e, r = (1000 * statistics.median(v) for v in (bare, cycles, inside, per_run))
         print(f"{args.rounds} rounds of {args.evals}, interleaved; mpiexec: {mpiexec}")
         print(f"bare mpiexec -n 2 python -c 'from mpi4py import MPI': median {b:6.0f} ms  (n={len(bare)})")
         print(f"rsoptd parallel evaluation, start to next start:    median {c:6.0f} ms  (n={len(cycles)})")
+        print(f"  of which launch, wait and objective (sim record):  median {e:6.0f} ms  (n={len(inside)})")
         print(f"rsoptd run time / evaluations (incl. helper start): median {r:6.0f} ms  (n={len(per_run)})")
         print(f"extra time rsoptd adds per evaluation: median {c - b:+.0f} ms ({c / b:.2f}x the bare launch)")
     finally:
