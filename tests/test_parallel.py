@@ -212,6 +212,15 @@ def test_cancel_kills_every_rank(daemon, project):
     assert_all_gone(pids)
 
 
+def test_daemon_shutdown_kills_every_rank_and_marks_the_run_interrupted(daemon, project):
+    run_id = int(daemon.ctl("submit", str(parallel_config(project, "sleeps", one_point()))).stdout.split()[-1])
+    pids = wait_for_ranks(str(project.root), daemon.process.pid)
+    assert daemon.stop() == 0
+    assert_all_gone(pids)
+    daemon.start()
+    assert daemon.json("status", str(run_id))["state"] == "interrupted"
+
+
 @pytest.mark.parametrize(("function", "expected"), [
     ("crashes", "rank 1 is about to crash"),
     ("raises", "ValueError: rank 1 cannot go on at x=1.0"),
