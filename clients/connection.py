@@ -39,7 +39,10 @@ class Connection:
         self.sock.close()
 
     def send(self, request: dict[str, Any]) -> None:
-        self.sock.sendall(protocol.encode(request))
+        try:
+            self.sock.sendall(protocol.encode(request))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the daemon refused us before reading; its reply says why
 
     def frame(self) -> dict[str, Any]:
         line = self.stream.readline(protocol.MAX_REPLY_BYTES)

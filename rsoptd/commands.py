@@ -118,13 +118,12 @@ async def watch(daemon: Daemon, request: dict[str, Any], conn: Connection) -> No
     """Stream the run's status whenever it changes, ending with its final status."""
     run = daemon.manager.get(request.get("run"))
     await conn.reply(run.status())
-    while run.active:
+    closed = conn.closed()
+    while run.active and run.state not in protocol.FINAL_STATES:
         changed = asyncio.ensure_future(run.changed())
-        closed = asyncio.ensure_future(conn.closed())
         await asyncio.wait([changed, closed], return_when=asyncio.FIRST_COMPLETED)
         changed.cancel()
-        closed.cancel()
-        if conn.is_closing():
+        if closed.done():
             return
         await conn.send({"event": "progress", "status": run.status()})
         await asyncio.sleep(WATCH_INTERVAL)
@@ -158,11 +157,10 @@ async def logs(daemon: Daemon, request: dict[str, Any], conn: Connection) -> Non
         await conn.reply({"follow": follow})
         for event in recent:
             await conn.send_line(to_json(event))
+        closed = conn.closed()
         while subscriber is not None:
             get = asyncio.ensure_future(subscriber.queue.get())
-            closed = asyncio.ensure_future(conn.closed())
             await asyncio.wait([get, closed], return_when=asyncio.FIRST_COMPLETED)
-            closed.cancel()
             if not get.done():
                 get.cancel()
                 return

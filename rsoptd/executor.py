@@ -87,7 +87,7 @@ class Output:
 
 
 def _open_log(path: str) -> int:
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)  # read back for log tails
 
 
 def tail(fd: int, start: int, lines: int) -> list[str]:

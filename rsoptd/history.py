@@ -46,8 +46,17 @@ def structured(rows: Iterable[Row], n_params: int) -> np.ndarray:
         ("sim_started_time", "f8"), ("sim_ended_time", "f8"), ("sim_worker", "i8"), ("status", "U9"),
     ]
     array = np.zeros(len(rows), dtype=dtype)
-    for i, (sim_id, x, f, status, _error, started, ended, worker) in enumerate(rows):
-        array[i] = (sim_id, x, f, status != "cancelled", started or math.nan, ended or math.nan, worker or 0, status)
+    if not rows:
+        return array
+    sim_id, x, f, status, _error, started, ended, worker = zip(*rows)
+    array["sim_id"] = sim_id
+    array["x"] = np.array(x, dtype=float).reshape(len(rows), n_params)
+    array["f"] = f
+    array["status"] = status
+    array["sim_ended"] = array["status"] != "cancelled"
+    array["sim_started_time"] = [math.nan if t is None else t for t in started]
+    array["sim_ended_time"] = [math.nan if t is None else t for t in ended]
+    array["sim_worker"] = [w or 0 for w in worker]
     return array
 
 

@@ -39,7 +39,7 @@ class Filter:
         return LEVELS.get(event.get("level", "info"), 20) >= self.level
 
 
-@dataclass
+@dataclass(eq=False)  # hashable by identity: subscribers live in a set
 class Subscriber:
     filter: Filter
     queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))

@@ -139,7 +139,7 @@ class Run:
         self.ctx.store.flush()
         state, message = self._stop or source.outcome()
         self._set_state(state, message=message, ended=time.time())
-        self._write_history()
+        await self._write_history()
         log.info("run ended", state=state, message=message, done=self.done, failed=self.failed)
         self.notify()
 
@@ -150,10 +150,10 @@ class Run:
         self.ctx.store.update_run(self.id, state=state, **fields)
         self.notify()
 
-    def _write_history(self) -> None:
+    async def _write_history(self) -> None:
+        path = os.path.join(self.record.run_dir, "history.npy")
         try:
-            path = os.path.join(self.record.run_dir, "history.npy")
-            np.save(path, history.structured(self.ctx.store.evaluations(self.id), len(self.names)))
+            await self.ctx.store.read(self.id, lambda rows: np.save(path, history.structured(rows, len(self.names))))
         except OSError as exc:
             log.warning("cannot write history.npy", error=str(exc))
 

@@ -53,11 +53,8 @@ class Connection:
     async def reply(self, data: Any) -> None:
         await self.send(protocol.ok(data))
 
-    def is_closing(self) -> bool:
-        return self.writer.is_closing() or self.reader.at_eof()
-
     def closed(self) -> asyncio.Future[None]:
-        """Resolves when the client hangs up (it sends nothing after its request)."""
+        """Resolves when the client hangs up (it sends nothing after its request); shared, never cancel it."""
         if self._closed is None:
             self._closed = asyncio.ensure_future(self._wait_eof())
         return self._closed

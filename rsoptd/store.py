@@ -7,12 +7,13 @@ evaluation is on disk before the daemon does anything else.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -55,6 +56,15 @@ CREATE TABLE IF NOT EXISTS evaluation_values (
     PRIMARY KEY (run_id, sim_id)
 ) WITHOUT ROWID;
 """
+
+T = TypeVar("T")
+
+
+def _rows(db: sqlite3.Connection, run_id: int) -> Iterator[tuple[Any, ...]]:
+    query = f"SELECT {EVAL_COLUMNS} FROM evaluations WHERE run_id = ? ORDER BY sim_id"
+    for sim_id, x, f, *rest in db.execute(query, (run_id,)):
+        yield (sim_id, json.loads(x), math.nan if f is None else f, *rest)
+
 
 RUN_FIELDS = ("state", "started", "ended", "message", "planned")
 EVAL_COLUMNS = "sim_id, x, f, status, error, started, ended, worker"
@@ -135,9 +145,21 @@ class Store:
     def evaluations(self, run_id: int) -> Iterator[tuple[Any, ...]]:
         """(sim_id, x list, f, status, error, started, ended, worker) in sim_id order."""
         self.flush()
-        query = f"SELECT {EVAL_COLUMNS} FROM evaluations WHERE run_id = ? ORDER BY sim_id"
-        for sim_id, x, f, *rest in self.db.execute(query, (run_id,)):
-            yield (sim_id, json.loads(x), math.nan if f is None else f, *rest)
+        return _rows(self.db, run_id)
+
+    async def read(self, run_id: int, use: Callable[[Iterator[tuple[Any, ...]]], T]) -> T:
+        """Apply `use` to a run's evaluations in a thread, on a connection of its own
+        (WAL lets it read while the loop writes): a million rows never stall the daemon."""
+        self.flush()
+
+        def work() -> T:
+            db = sqlite3.connect(self.path)
+            try:
+                return use(_rows(db, run_id))
+            finally:
+                db.close()
+
+        return await asyncio.to_thread(work)
 
     def values(self, run_id: int) -> dict[int, list[float]]:
         """sim_id -> the vector stored with that evaluation (see add_evaluation)."""

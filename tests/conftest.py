@@ -40,7 +40,9 @@ class Daemon:
     @property
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update(RSOPTD_SOCKET=str(self.socket), XDG_STATE_HOME=str(self.home / "xdg-state"))
+        # never read a developer's own ~/.config/rsoptd/config.toml or state
+        env.update(RSOPTD_SOCKET=str(self.socket), XDG_STATE_HOME=str(self.home / "xdg-state"),
+                   XDG_CONFIG_HOME=str(self.home / "xdg-config"))
         return env
 
     def start(self, *extra: str) -> Daemon:

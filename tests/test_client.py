@@ -92,7 +92,7 @@ def test_logs_show_run_events_and_captured_output_tagged_with_sim_ids(daemon, pr
                 break
     finally:
         follower.terminate()
-        follower.wait(5)
+        follower.communicate(timeout=5)  # reaps it and closes its pipes
     assert all(e["run_id"] == status["id"] for e in outputs)
     lines = {(e["sim_id"], e["stream"], e["line"]) for e in outputs}
     assert (0, "stdout", "evaluating x=0.0 y=-1.0") in lines
@@ -108,9 +108,10 @@ def test_logs_show_run_events_and_captured_output_tagged_with_sim_ids(daemon, pr
 def test_the_client_imports_only_the_standard_library():
     code = (
         "import sys\n"
+        "before = set(sys.modules)\n"  # the interpreter's and the install's own start-up modules
         "import rsoptctl.main\n"
         "ours = {'rsoptd', 'rsoptctl'}\n"
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] not in sys.stdlib_module_names | ours)\n"
+        "bad = sorted(m for m in set(sys.modules) - before if m.split('.')[0] not in sys.stdlib_module_names | ours)\n"
         "print(bad); print('asyncio' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
