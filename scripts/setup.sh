@@ -6,6 +6,10 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install --quiet -e '.[all]' 2>&1 | grep -v "^WARNING: Location" || true
+log=.venv/setup.log
+if ! .venv/bin/python -m pip install -e '.[all]' >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "setup: installing rsoptd failed; the pip output is above (and in $log)" >&2
+    exit 1
+fi
 .venv/bin/python -c "import rsoptd, rsoptctl" # fail loudly if the install did not work
