@@ -84,9 +84,9 @@ class Evaluator:
         task = self.task
         J: dict[str, Any] = {
             "inputs": inputs, "sim_id": sim_id, "sim_dir": os.getcwd(),
-            "rand_stream": self._rand_stream(), "sim_status": None,
+            "rand_stream": self.rand_stream(), "sim_status": None,
         }
-        if task.preprocess and (failure := self._call(task.preprocess, J, "preprocess")):
+        if task.preprocess and (failure := self.call_hook(task.preprocess, J, "preprocess")):
             return failure
         error = None
         try:
@@ -95,10 +95,10 @@ class Evaluator:
         except BaseException:
             J["value"] = None
             J["sim_status"] = TASK_FAILED
-            error = _traceback("the function raised")
+            error = format_failure("the function raised")
             if task.mode == "worker":  # rsopt: the exception ends the run
                 return Outcome("failed", math.nan, error)
-        if task.postprocess and (failure := self._call(task.postprocess, J, "postprocess")):
+        if task.postprocess and (failure := self.call_hook(task.postprocess, J, "postprocess")):
             return failure
         if task.objective:
             try:
@@ -112,14 +112,16 @@ class Evaluator:
             return Outcome("failed", outcome.f, error, outcome.values)
         return outcome
 
-    def _call(self, ref: tuple[str, str], J: dict[str, Any], what: str) -> Outcome | None:
+    def call_hook(self, ref: tuple[str, str], J: dict[str, Any], what: str) -> Outcome | None:
+        """Call a preprocess or postprocess function with J; a failed Outcome if it raised."""
         try:
             self.loader.function(ref)(J)
         except BaseException:
             return _failed(f"the {what} function raised")
         return None
 
-    def _rand_stream(self) -> Any:
+    def rand_stream(self) -> Any:
+        """J['rand_stream']: one NumPy generator per worker, seeded from options.seed."""
         if self._rng is None:
             import numpy
 
@@ -190,10 +192,11 @@ def _cast(value: Any, who: str, returns: str = "float") -> Outcome:
 
 
 def _failed(what: str) -> Outcome:
-    return Outcome("failed", math.nan, _traceback(what))
+    return Outcome("failed", math.nan, format_failure(what))
 
 
-def _traceback(what: str) -> str:
+def format_failure(what: str) -> str:
+    """`what` and the current traceback, cut to MAX_ERROR_CHARS (keeping the end)."""
     text = f"{what}:\n{traceback.format_exc()}"
     return text if len(text) <= MAX_ERROR_CHARS else "...\n" + text[-MAX_ERROR_CHARS:]
 

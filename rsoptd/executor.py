@@ -170,14 +170,20 @@ class Executor:
         return Outcome("failed", float("nan"), f"the evaluation {describe_exit(code)} before returning a result")
 
 
-def main() -> None:
+def open_channel() -> tuple[BinaryIO, BinaryIO, Task]:
+    """Take fds 0 and 1 for the daemon's framing (user code gets /dev/null and files instead),
+    and read the Task the daemon sends first."""
     die_with_parent()
     requests = os.fdopen(os.dup(0), "rb")
     replies = os.fdopen(os.dup(1), "wb")
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     task: Task = receive(requests)
     os.chdir(task.run_dir)
+    return requests, replies, task
+
+
+def main() -> None:
+    requests, replies, task = open_channel()
     executor = Executor(task)
     send(replies, ("ready", os.getpid()))
     while (message := receive(requests)) is not None:
