@@ -155,7 +155,25 @@ def project(short_tmp: Path) -> Project:
     return Project(root)
 
 
-def executor_pids() -> set[int]:
-    """Processes running rsoptd's executor or anything in tests' function files."""
-    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
-    return {int(line.split()[0]) for line in out.splitlines() if "rsoptd.executor" in line}
+def processes_under(root: Path) -> dict[int, str]:
+    """pid -> command line of every process whose working directory is inside `root`.
+
+    Executors, forked evaluations and whatever a user's function starts work in the
+    run directory, so this finds exactly one test's processes, whatever else runs."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+            args = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if cwd == str(root) or cwd.startswith(f"{root}/"):
+            found[int(entry.name)] = args
+    return found
+
+
+def executor_pids(root: Path) -> set[int]:
+    """rsoptd executors (and their forked children) working under `root`."""
+    return {pid for pid, args in processes_under(root).items() if "rsoptd.executor" in args}

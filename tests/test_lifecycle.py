@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RSOPTCTL, Daemon, executor_pids
+from conftest import RSOPTCTL, Daemon, executor_pids, processes_under
 
 SLOW = """
 import os, subprocess, time
@@ -46,7 +46,7 @@ def test_cancel_stops_a_run_and_keeps_what_finished(daemon, project):
     assert cancelled["state"] == "cancelled"
     records = daemon.results(int(run_id))
     assert 4 <= sum(r["status"] == "ok" for r in records) < 200
-    assert executor_pids() == set()
+    assert executor_pids(daemon.home) == set()
     assert daemon.ctl("status", run_id, check=False).returncode == 1  # cancelled runs exit 1
 
 
@@ -82,7 +82,7 @@ def test_sigkill_restart_keeps_finished_evaluations_and_resume_runs_only_the_res
         time.sleep(0.05)
     daemon.stop(signal.SIGKILL)
     time.sleep(0.3)
-    assert executor_pids() == set(), "executors must die with the daemon"
+    assert executor_pids(daemon.home) == set(), "executors must die with the daemon"
 
     daemon.start()
     status = daemon.json("status", run_id)
@@ -107,14 +107,15 @@ def test_sigterm_ends_every_evaluation_and_leaves_no_process(daemon, project, mo
     config = project.config("spawns_and_hangs", setup={"serial_python_mode": mode})
     run_id = daemon.ctl("submit", str(config)).stdout.strip()
     deadline = time.monotonic() + 20
-    while "sleep 987" not in _processes() and time.monotonic() < deadline:
+    while "sleep 987" not in _processes(daemon.home) and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert "sleep 987" in _processes(daemon.home) and executor_pids(daemon.home)
     started = time.monotonic()
     assert daemon.stop(signal.SIGTERM) == 0
     assert time.monotonic() - started < 8
     time.sleep(0.2)
-    assert "sleep 987" not in _processes()
-    assert executor_pids() == set()
+    assert "sleep 987" not in _processes(daemon.home)
+    assert executor_pids(daemon.home) == set()
     assert not daemon.socket.exists()
     daemon.start()
     assert daemon.json("status", run_id)["state"] == "interrupted"
@@ -124,15 +125,16 @@ def test_a_second_signal_exits_at_once(daemon, project):
     project.function(SLOW)
     daemon.ctl("submit", str(project.config("spawns_and_hangs")))
     deadline = time.monotonic() + 20
-    while "sleep 987" not in _processes() and time.monotonic() < deadline:
+    while "sleep 987" not in _processes(daemon.home) and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert "sleep 987" in _processes(daemon.home) and executor_pids(daemon.home)
     assert daemon.process is not None
     daemon.process.send_signal(signal.SIGTERM)
     daemon.process.send_signal(signal.SIGTERM)
     daemon.process.wait(10)
     time.sleep(0.2)
-    assert "sleep 987" not in _processes()
-    assert executor_pids() == set()
+    assert "sleep 987" not in _processes(daemon.home)
+    assert executor_pids(daemon.home) == set()
 
 
 def test_shutdown_command_stops_the_daemon(daemon):
@@ -177,8 +179,8 @@ def test_a_second_daemon_on_the_same_state_dir_refuses_to_start(daemon):
         other.start()
 
 
-def _processes() -> str:
-    return subprocess.run(["ps", "-eo", "args="], capture_output=True, text=True).stdout
+def _processes(root: Path) -> str:
+    return "\n".join(processes_under(root).values())
 
 
 def _wait_gone(pid: int) -> None:

@@ -91,7 +91,7 @@ def test_a_hanging_function_times_out_and_leaves_no_process(daemon, project, mod
     assert status["state"] == "completed", status
     timed_out = [r for r in daemon.results(status["id"]) if r["status"] == "timeout"]
     assert len(timed_out) == 2 and all("timeout" in r["error"] for r in timed_out)
-    assert executor_pids() == set()
+    assert executor_pids(daemon.home) == set()
 
 
 @pytest.mark.parametrize("mode", ["worker", "thread", "process"])
