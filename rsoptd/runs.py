@@ -35,6 +35,7 @@ from rsoptd.store import Store
 BATCH_SECONDS = 0.02
 MAX_BATCH = 512
 TAIL_LINES = 20
+BEST_TRACE = 128  # (done, best f) pairs kept for `rsoptctl watch`'s sparkline; thinned by half when full
 log = get_logger()
 
 
@@ -88,6 +89,8 @@ class Run:
         self._mean_seconds: float | None = None
         self._waiters: list[asyncio.Future[None]] = []
         self._running: dict[int, int] = {}  # lane (worker) -> the sim_id its executor is evaluating
+        self.slots = 0  # pool slots this run's lanes hold now
+        self.best_trace: list[tuple[int, float]] = [(self.done, best[0])] if best else []
 
     @property
     def id(self) -> int:
@@ -169,6 +172,7 @@ class Run:
                 if not batch:
                     return
                 await self.ctx.pool.acquire(self.id, spec.code.cores)
+                self.slots += spec.code.cores
                 try:
                     if self.state == "queued":
                         self._set_state("running", started=self.record.started or time.time())
@@ -177,6 +181,7 @@ class Run:
                     executor = await self._run_batch(executor, batch, worker)
                     self._running.pop(worker, None)
                 finally:
+                    self.slots -= spec.code.cores
                     self.ctx.pool.release(spec.code.cores)
         except asyncio.CancelledError:
             sim_id = self._running.get(worker)
@@ -311,9 +316,16 @@ class Run:
             log.warning("evaluation failed", sim_id=sim_id, status=status, error=_last_line(error))
         elif not math.isnan(f) and (self.best is None or f < self.best[0]):
             self.best = (f, sim_id)
+            self._trace_best(f)
         stop_val = self.spec.stop_val if self.spec is not None else None
         if status == "ok" and stop_val is not None and f < stop_val:
             self.stop("completed", f"stop_val reached: sim {sim_id} has f = {f:.10g} < {stop_val:g}")
+
+    def _trace_best(self, f: float) -> None:
+        """Called only on improvement, so it costs nothing per evaluation."""
+        self.best_trace.append((self.done, f))
+        if len(self.best_trace) > BEST_TRACE:
+            del self.best_trace[1:-1:2]  # keep the first and the latest
 
     def _learn(self, seconds: float) -> None:
         mean = self._mean_seconds
@@ -353,13 +365,11 @@ class Run:
             "message": r.message,
             "method": self.spec.method if self.spec is not None else None,
             "iteration": self.source.iteration if self.source is not None else None,
+            "slots": self.slots,
         }
 
     def _stored_x(self, sim_id: int) -> list[float]:
-        for row in self.ctx.store.evaluations(self.id):
-            if row[0] == sim_id:
-                return list(row[1])
-        return []
+        return self.ctx.store.point(self.id, sim_id) or []
 
 
 def _last_line(text: str | None) -> str:

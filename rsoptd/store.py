@@ -167,6 +167,12 @@ class Store:
         rows = self.db.execute("SELECT sim_id, vector FROM evaluation_values WHERE run_id = ?", (run_id,))
         return {sim_id: json.loads(vector) for sim_id, vector in rows}
 
+    def point(self, run_id: int, sim_id: int) -> list[float] | None:
+        """One evaluation's x, by primary key (the best point of a run not in memory)."""
+        self.flush()
+        row = self.db.execute("SELECT x FROM evaluations WHERE run_id = ? AND sim_id = ?", (run_id, sim_id)).fetchone()
+        return json.loads(row[0]) if row else None
+
     def finished_sim_ids(self, run_id: int) -> set[int]:
         self.flush()
         rows = self.db.execute(
