@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,10 @@ OPTIONS_KEYS = {
     "mpi_launcher",
 }
 LAUNCHER_KEYS = {"command", "args"}
+RSOPT_SOFTWARE_OPTIONS = {"record_interval"}  # accepted in software_options, used by rsopt itself, ignored
+# rsopt's own example files sometimes begin '% YAML 1.1' with no '---' after it, which YAML
+# parsers refuse; such a line says nothing a YAML 1.1 parser needs, so it is dropped
+_LOOSE_DIRECTIVE = re.compile(r"\A%\s*YAML[^\n]*\n(?!\s*---)")
 EXIT_KEYS = {"sim_max", "gen_max", "elapsed_wallclock_time", "stop_val"}
 
 
@@ -121,7 +126,7 @@ class RunSpec:
 def load(text: str, config_dir: str, overrides: dict[str, Any] | None = None) -> RunSpec:
     """Parse and validate a config's YAML text; relative paths resolve against config_dir."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.safe_load(_LOOSE_DIRECTIVE.sub("", text))
     except yaml.YAMLError as exc:
         raise ConfigError("", f"not valid YAML: {exc}") from None
     return validate(data, config_dir, overrides or {})
@@ -253,6 +258,8 @@ def _options(options: dict[str, Any], code: PythonCode, config_dir: str) -> RunS
     if sim_dirs is not None and not isinstance(sim_dirs, bool):
         raise ConfigError("options.sim_dirs_make", f"expected true or false, got {sim_dirs!r}")
     software_options = _mapping(options.get("software_options") or {}, "options.software_options")
+    # rsopt's own quickstart puts its history-dump interval here; it is rsopt's, not the optimizer's
+    software_options = {k: v for k, v in software_options.items() if k not in RSOPT_SOFTWARE_OPTIONS}
     method, returns = options.get("method"), "float"
     if software in OPTIMIZERS:
         method, returns = _check_optimizer(software, method, software_options, code, exit_criteria)
