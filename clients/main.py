@@ -156,6 +156,41 @@ def cmd_logs(client: Client) -> int:
     return protocol.EXIT_OK
 
 
+def cmd_watch(client: Client) -> int:
+    from rsoptctl import watch
+
+    args = client.args
+    return watch.main(client.socket, args.run, args.interval, autostart=not args.no_autostart, as_json=args.json)
+
+
+PLOT_KINDS = ("history", "slice", "heatmap", "scatter", "parallel")  # rsoptd.plots.KINDS
+PLOT_FORMATS = ("png", "svg", "pdf")
+
+
+def cmd_plot(client: Client) -> int:
+    """The daemon draws the picture (matplotlib lives there); this writes the bytes it sends."""
+    args = client.args
+    fmt = Path(args.output).suffix.lower().lstrip(".") if args.output else "png"
+    if fmt not in PLOT_FORMATS:
+        raise RequestFailed(protocol.BAD_REQUEST, f"-o {args.output}: the name must end in .png, .svg or .pdf")
+    conn = open_connection(client.socket, autostart=not args.no_autostart)
+    try:
+        conn.send({"op": "plot", "run": args.run, "kind": args.kind, "format": fmt})
+        meta = conn.reply()
+        image = b"".join(conn.read_bytes(meta["bytes"]))
+    finally:
+        conn.close()
+    path = Path(args.output or f"run{meta['id']}-{meta['kind']}.{fmt}")
+    try:
+        path.write_bytes(image)
+    except OSError as exc:
+        raise RequestFailed(protocol.BAD_REQUEST, f"cannot write {path}: {exc.strerror or exc}") from None
+    meta["path"] = str(path.resolve())
+    client.output(meta, lambda m: (f"{path}: {m['kind']} of run {m['id']} ({m['state']}), {m['count']} evaluations, "
+                                   f"{m['failed']} failed; drawn in {m['seconds']:.2f} s"))
+    return protocol.EXIT_OK
+
+
 def cmd_ping(client: Client) -> int:
     client.output(client.call("ping", autostart=False), render.ping)
     return protocol.EXIT_OK
@@ -240,6 +275,17 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--sim", type=int, help="only this sim_id's events")
     c.add_argument("--level", choices=["debug", "info", "warning", "error"], default="debug")
     c.add_argument("-n", "--lines", type=int, default=200, help="recent events to show first (0: all kept)")
+
+    c = command("watch", cmd_watch, "a live view of a run (or of every active run) until it ends or Ctrl-C")
+    c.add_argument("run", nargs="?", help="run id, or 'last' (default: every active run, one line each)")
+    c.add_argument("--interval", type=float, metavar="SECONDS",
+                   help="refresh period (default: 0.5 on a terminal, 5 otherwise)")
+
+    c = command("plot", cmd_plot, "draw a run with matplotlib on the daemon's side (needs rsoptd[plot])")
+    c.add_argument("run", help="run id, or 'last'")
+    c.add_argument("-o", "--output", metavar="FILE", help="FILE.png, .svg or .pdf (default: runID-KIND.png)")
+    c.add_argument("--kind", choices=PLOT_KINDS, help="default: history for an optimizer, slice for one "
+                   "parameter, heatmap (mesh) or scatter for two, parallel coordinates for more")
 
     command("ping", cmd_ping, "check that the daemon answers")
     command("info", cmd_info, "show the daemon's health: version, uptime, slots, runs, database, MPI launcher")

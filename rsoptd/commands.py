@@ -7,7 +7,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from rsoptd import __version__, history, mpi, protocol, retention
+from rsoptd import __version__, history, mpi, plots, protocol, retention
 from rsoptd.config import Launcher
 from rsoptd.errors import BadRequest, RsoptdError
 from rsoptd.logs import LEVELS, Filter, to_json
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from rsoptd.server import Connection, Daemon
 
 WATCH_INTERVAL = 0.2  # seconds between progress frames at most
+MONITOR_EVENTS = 50  # most log events a monitor frame carries
 Handler = Callable[["Daemon", dict[str, Any], "Connection"], Awaitable[None]]
 HANDLERS: dict[str, Handler] = {}
 
@@ -139,6 +140,68 @@ async def results(daemon: Daemon, request: dict[str, Any], conn: Connection) -> 
     data = await daemon.ctx.store.read(run.id, lambda rows: history.FORMATS[fmt](rows, run.names))
     await conn.reply({"format": fmt, "bytes": len(data), "count": run.done})
     await conn.send_bytes(data)
+
+
+@command("monitor")
+async def monitor(daemon: Daemon, request: dict[str, Any], conn: Connection) -> None:
+    """What `rsoptctl watch` draws, every `interval` seconds: the runs (one, or every run active
+    since the monitor began) with the slots they hold and their best-so-far trace, the pool, and
+    the last few log events; with a run, until it ends."""
+    one = daemon.manager.get(request["run"]) if request.get("run") is not None else None
+    interval = min(max(float(field(request, "interval", (int, float), 0.5)), 0.1), 10.0)
+    limit = min(max(field(request, "events", int, 5), 0), MONITOR_EVENTS)
+    seen: set[int] = set()
+
+    def ended() -> bool:
+        return one is not None and not (one.active and one.state not in protocol.FINAL_STATES)
+
+    def frame(event: str) -> dict[str, Any]:
+        if one is not None:
+            runs = [one]
+        else:
+            seen.update(run.id for run in daemon.manager.runs.values() if run.active)
+            runs = [daemon.manager.runs[i] for i in sorted(seen) if i in daemon.manager.runs]
+        pool = daemon.ctx.pool
+        return {"event": event, "time": time.time(), "cores": pool.total, "busy": pool.busy,
+                "runs": [{**run.status(), "best_trace": run.best_trace} for run in runs],
+                "events": recent_events(daemon, one.id if one else None, limit)}
+
+    await conn.reply(frame("snapshot"))
+    closed = conn.closed()
+    while not ended():
+        tick = asyncio.ensure_future(asyncio.sleep(interval))
+        waits: list[asyncio.Future[Any]] = [closed, tick]
+        if one is not None and one.task is not None:
+            waits.append(one.task)
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        tick.cancel()
+        if closed.done():
+            return
+        if not ended():
+            await conn.send(frame("snapshot"))
+    await conn.send(frame("end"))
+
+
+def recent_events(daemon: Daemon, run_id: int | None, limit: int) -> list[dict[str, Any]]:
+    """The last `limit` events at info level or above (of one run), newest last, as plain JSON values."""
+    wanted = Filter(run_id=run_id, level=LEVELS["info"])
+    found: list[dict[str, Any]] = []
+    for event in reversed(daemon.hub.history):
+        if len(found) >= limit:
+            break
+        if wanted.matches(event):
+            found.append({k: v if isinstance(v, (str, int, float, bool, type(None))) else str(v) for k, v in event.items()})
+    return found[::-1]
+
+
+@command("plot")
+async def plot(daemon: Daemon, request: dict[str, Any], conn: Connection) -> None:
+    """A picture of the run drawn here (matplotlib, in a thread); the client gets the file's bytes."""
+    run = daemon.manager.get(request.get("run"))
+    image, meta = await plots.plot(run, daemon.ctx.store, field(request, "kind", str, None),
+                                   field(request, "format", str, "png"))
+    await conn.reply(meta)
+    await conn.send_bytes(image)
 
 
 @command("logs")
