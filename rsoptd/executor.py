@@ -5,8 +5,10 @@ environment.  Requests arrive on fd 0 and results leave on fd 1 as
 length-prefixed pickles; both fds are then moved aside so the user's function
 can print freely: its stdout and stderr go to files, never into the channel.
 
-Modes: ``worker`` calls the function in this process, ``thread`` in a fresh
-thread of it, ``process`` in a child forked per evaluation (this process never
+Modes: ``worker`` calls the function in this process, ``thread`` in a
+persistent evaluation thread of it (not the main thread; started once, since a
+thread per evaluation cost more than the evaluation), ``process`` in a child
+forked per evaluation (this process never
 imports the user's code in that mode, so every child starts clean).
 """
 
@@ -132,16 +134,9 @@ class Executor:
         return ("result", sim_id, outcome.status, outcome.f, outcome.error, fatal, started, ended, lines, outcome.values)
 
     def _call(self, sim_id: int, x: tuple[float, ...]) -> Outcome:
-        mode = self.task.mode
-        if mode == "thread":
-            box: list[Outcome] = []
-            thread = threading.Thread(target=lambda: box.append(self.evaluator.evaluate(sim_id, x)), daemon=True)
-            thread.start()
-            thread.join()
-            return box[0] if box else Outcome("failed", float("nan"), "the evaluation thread ended without a result")
-        if mode == "process":
+        if self.task.mode == "process":
             return self._forked(sim_id, x)
-        return self.evaluator.evaluate(sim_id, x)
+        return self.evaluator.evaluate(sim_id, x)  # thread mode: this is already the evaluation thread
 
     def _forked(self, sim_id: int, x: tuple[float, ...]) -> Outcome:
         read_fd, write_fd = os.pipe()
@@ -186,6 +181,16 @@ def main() -> None:
     requests, replies, task = open_channel()
     executor = Executor(task)
     send(replies, ("ready", os.getpid()))
+    if task.mode != "thread":
+        serve(executor, requests, replies)
+        return
+    # thread mode: every evaluation runs in this one thread, never in the main thread
+    thread = threading.Thread(target=serve, args=(executor, requests, replies), name="rsoptd-evaluation", daemon=True)
+    thread.start()
+    thread.join()
+
+
+def serve(executor: Executor, requests: BinaryIO, replies: BinaryIO) -> None:
     while (message := receive(requests)) is not None:
         _, points, tail_lines = message
         for sim_id, x in points:

@@ -56,17 +56,17 @@ def thread_pool(n: int) -> float:
         return n / (time.perf_counter() - started)
 
 
-def _two_at_a_time(n: int, start: Callable[[float, float], tuple[int, int]]) -> float:
+def _two_at_a_time(n: int, start: Callable[[float, float], tuple[int, int, object]]) -> float:
     """Keep two children busy; each child evaluates one point and writes its result to a pipe."""
     todo = points(n)
-    running: dict[int, int] = {}  # pid -> read end
+    running: dict[int, tuple[int, object]] = {}  # pid -> (read end, a Popen kept alive so it never reaps)
     started = time.perf_counter()
     while todo or running:
         while todo and len(running) < 2:
-            pid, fd = start(*todo.pop())
-            running[pid] = fd
+            pid, fd, keep = start(*todo.pop())
+            running[pid] = fd, keep
         pid, _ = os.wait()
-        fd = running.pop(pid)
+        fd, _ = running.pop(pid)
         float(os.read(fd, 64))
         os.close(fd)
     return n / (time.perf_counter() - started)
@@ -74,7 +74,7 @@ def _two_at_a_time(n: int, start: Callable[[float, float], tuple[int, int]]) -> 
 
 def fork_per_call(n: int) -> float:
     """os.fork() per call, two at a time, from this lean process."""
-    def start(x: float, y: float) -> tuple[int, int]:
+    def start(x: float, y: float) -> tuple[int, int, object]:
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:
@@ -82,7 +82,7 @@ def fork_per_call(n: int) -> float:
             os.write(write, repr(trivial(x, y)).encode())
             os._exit(0)
         os.close(write)
-        return pid, read
+        return pid, read, None
 
     return _two_at_a_time(n, start)
 
@@ -91,11 +91,12 @@ def fresh_interpreter(n: int) -> float:
     """A new `python -c` per call, two at a time."""
     import subprocess
 
-    def start(x: float, y: float) -> tuple[int, int]:
+    def start(x: float, y: float) -> tuple[int, int, object]:
         read, write = os.pipe()
         process = subprocess.Popen([sys.executable, "-c", f"print({x!r} * {y!r})"], stdout=write)
         os.close(write)
-        return process.pid, read
+        process.returncode = 0  # reaped by os.wait() above, never by subprocess
+        return process.pid, read, process
 
     return _two_at_a_time(n, start)
 
