@@ -11,9 +11,7 @@ points will come; ``outcome`` then says how the run ends.
 from __future__ import annotations
 
 from collections import deque
-from typing import Protocol
-
-import numpy as np
+from typing import Iterable, Protocol
 
 from rsoptd import optimizers, samplers
 from rsoptd.config import RunSpec
@@ -38,39 +36,60 @@ class PointSource(Protocol):
 
 
 class SamplerSource:
-    """A precomputed array of points, handed out in sim_id order, skipping finished ones."""
+    """A scan's points handed out in sim_id order by a cursor, skipping finished ones.
+
+    Nothing here grows with the number of points: each point is computed from its sim_id
+    (samplers.Points), a resumed run's finished sim_ids are one bit each, and only the
+    sim_ids given back (at most a batch per lane) are kept in a list.
+    """
 
     iteration = None
 
-    def __init__(self, points: np.ndarray, finished: set[int]) -> None:
+    def __init__(self, points: samplers.Points, finished: Iterable[int] = ()) -> None:
         self.points = points
-        self.pending = deque(i for i in range(len(points)) if i not in finished)
         self.planned = len(points)
-        self.lanes = len(self.pending)
+        self._finished = bytearray(self.planned)
+        for sim_id in finished:
+            if 0 <= sim_id < self.planned:
+                self._finished[sim_id] = 1
+        self._left = self.planned - self._finished.count(1)
+        self._next = 0  # the cursor: sim_ids below it were handed out or skipped
+        self._returned: deque[int] = deque()  # given back, handed out again first
+        self.lanes = self._left
 
     @property
     def backlog(self) -> int:
-        return len(self.pending)
+        return self._left
 
     async def ask(self, n: int) -> list[int]:
-        return [self.pending.popleft() for _ in range(min(n, len(self.pending)))]
+        batch: list[int] = []
+        while self._returned and len(batch) < n:
+            batch.append(self._returned.popleft())
+        finished, planned = self._finished, self.planned
+        while len(batch) < n and self._next < planned:
+            if not finished[self._next]:
+                batch.append(self._next)
+            self._next += 1
+        self._left -= len(batch)
+        return batch
 
     def point(self, sim_id: int) -> tuple[float, ...] | None:
-        return tuple(self.points[sim_id].tolist()) if 0 <= sim_id < len(self.points) else None
+        return self.points[sim_id] if 0 <= sim_id < self.planned else None
 
     def tell(self, sim_id: int, status: str, f: float, values: list[float] | None = None,
              error: str | None = None) -> None:
         pass  # a scan's points do not depend on results
 
     def give_back(self, sim_ids: list[int]) -> None:
-        self.pending.extendleft(reversed(sim_ids))
+        self._returned.extendleft(reversed(sim_ids))
+        self._left += len(sim_ids)
 
     def close(self) -> None:
         pass
 
     def outcome(self) -> tuple[str, str | None]:
-        if self.pending:
-            return "failed", f"{len(self.pending)} points were not evaluated"
+        if self._left:
+            return "failed", f"{self._left} points were not evaluated"
         return "completed", None
 
 
@@ -83,7 +102,7 @@ def create(spec: RunSpec, seed: int) -> PointSource:
         from rsoptd.optimizers.base import OptimizerSource
 
         return OptimizerSource(spec, seed)
-    return SamplerSource(samplers.plan(spec, seed), set())
+    return SamplerSource(samplers.Points(spec, seed))
 
 
 def resume(spec: RunSpec, seed: int, store: Store, run_id: int, state: str) -> PointSource:
@@ -94,8 +113,7 @@ def resume(spec: RunSpec, seed: int, store: Store, run_id: int, state: str) -> P
         if state == "completed":
             raise Conflict(f"run {run_id} completed; an optimization that ended cannot be resumed")
         return OptimizerSource(spec, seed, list(store.evaluations(run_id)), store.values(run_id))
-    points = samplers.plan(spec, seed)
-    finished = store.finished_sim_ids(run_id)
-    if len(finished) >= len(points):
+    source = SamplerSource(samplers.Points(spec, seed), store.finished_sim_ids(run_id))
+    if not source.backlog:
         raise Conflict(f"run {run_id} has no unfinished points")
-    return SamplerSource(points, finished)
+    return source

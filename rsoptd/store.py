@@ -173,11 +173,12 @@ class Store:
         row = self.db.execute("SELECT x FROM evaluations WHERE run_id = ? AND sim_id = ?", (run_id, sim_id)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def finished_sim_ids(self, run_id: int) -> set[int]:
+    def finished_sim_ids(self, run_id: int) -> Iterator[int]:
+        """Streamed (a million of them never sit in a set): read them before the next write."""
         self.flush()
         rows = self.db.execute(
             "SELECT sim_id FROM evaluations WHERE run_id = ? AND status != 'cancelled'", (run_id,))
-        return {row[0] for row in rows}
+        return (row[0] for row in rows)
 
     def counts(self, run_id: int) -> tuple[int, int, tuple[float, int] | None]:
         """(finished, failed, (best f, its sim_id) or None)."""
