@@ -166,6 +166,12 @@ def run_block(s: dict[str, Any], frame: dict[str, Any], rate: float | None, colu
     return lines
 
 
+def event_line(event: dict[str, Any]) -> str:
+    """render.log_line with the time of day only (2026-11-26T07:07:28.27Z -> 07:07:28)."""
+    stamp = str(event.get("timestamp", ""))
+    return render.log_line({**event, "timestamp": stamp[11:19]} if len(stamp) >= 19 else event)
+
+
 # -- views -------------------------------------------------------------------
 
 
@@ -209,7 +215,7 @@ class TerminalView(View):
         events = frame.get("events") or []
         if events:
             lines.append("last events:")
-            lines += ["  " + render.log_line(e) for e in events]
+            lines += ["  " + event_line(e) for e in events]
         return lines
 
     def close(self) -> None:
@@ -248,5 +254,5 @@ class PlainView(View):
             key = json.dumps(event, sort_keys=True)
             if key not in self.printed:
                 self.printed.append(key)
-                self.out.write(f"{stamp}   {render.log_line(event)}\n")
+                self.out.write(f"{stamp}   {event_line(event)}\n")
         self.out.flush()

@@ -80,8 +80,7 @@ async def plot(run: Run, store: Store, kind: str | None, fmt: str) -> tuple[byte
         raise BadRequest(f"run {run.id} has no parameters; try --kind history")
     started = time.perf_counter()
     store.flush()  # what has finished is on disk; the thread reads it on its own connection
-    points = getattr(run.source, "points", None) if run.active else None
-    spec, evaluations = await asyncio.to_thread(_load_fast, run, str(store.path), points)
+    spec, evaluations = await asyncio.to_thread(_load_fast, run, str(store.path))
     if evaluations is None:
         evaluations = await store.read(run.id, lambda rows: plotdata.from_rows(rows, run.names))
     job = Job(run.id, record.state, record.software, spec.method if spec else None, record.config_path,
@@ -92,7 +91,7 @@ async def plot(run: Run, store: Store, kind: str | None, fmt: str) -> tuple[byte
                    "seconds": round(time.perf_counter() - started, 3)}
 
 
-def _load_fast(run: Run, database: str, points: np.ndarray | None) -> tuple[config.RunSpec | None, Evaluations | None]:
+def _load_fast(run: Run, database: str) -> tuple[config.RunSpec | None, Evaluations | None]:
     """The run's spec, and a scan's evaluations with x taken from its planned points (None: use the rows)."""
     record = run.record
     try:
@@ -101,12 +100,11 @@ def _load_fast(run: Run, database: str, points: np.ndarray | None) -> tuple[conf
         spec = None  # the config or its function file changed since: draw from the stored rows alone
     if spec is None or spec.software in optimizers.SUPPORTED:
         return spec, None
-    if points is None:
-        try:
-            points = samplers.plan(spec, record.seed)
-        except ConfigError:
-            return spec, None
-    if len(points) != record.planned or points.shape[1] != len(run.names):
+    try:
+        points = np.asarray(samplers.plan(spec, record.seed), dtype=float)  # as a resumed run recomputes them
+    except ConfigError:
+        return spec, None  # e.g. a mesh_file that has gone
+    if points.ndim != 2 or len(points) != record.planned or points.shape[1] != len(run.names):
         return spec, None
     return spec, plotdata.read_with_points(database, run.id, list(run.names), points)
 
