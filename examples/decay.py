@@ -12,3 +12,8 @@ Y = [2.5 * math.exp(-0.7 * t) + 0.3 for t in T]
 
 def decay_residuals(a, k, c):
     return [a * math.exp(-k * t) + c - y for t, y in zip(T, Y)]
+
+
+def decay_misfit(a, k, c):
+    """The sum of squared residuals, one float: what a scan of the three parameters evaluates."""
+    return sum(r * r for r in decay_residuals(a, k, c))

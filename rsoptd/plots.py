@@ -166,6 +166,16 @@ def _mark_best(ax: Any, x: float, y: float, f: float, sim_id: int) -> None:
             label=f"best f = {f:.6g} (sim {sim_id})")
 
 
+def _norm(f: np.ndarray) -> Any:
+    """The colour scale of f: logarithmic when f is positive over more than two decades."""
+    from matplotlib.colors import LogNorm, Normalize
+
+    if not len(f):
+        return Normalize(0.0, 1.0)
+    lo, hi = float(f.min()), float(f.max())
+    return LogNorm(lo, hi) if lo > 0 and hi / lo > 100 else Normalize(lo, hi)
+
+
 def _maybe_log(ax: Any, f: np.ndarray) -> None:
     good = f[np.isfinite(f)]
     if len(good) and good.min() > 0 and good.max() / good.min() > 1e3:
@@ -248,16 +258,16 @@ def _plane(fig: Any, job: Job, ev: Evaluations, scatter: bool) -> None:
     ok, failed = ev.ok, ev.failed
     x, y = ev.x[:, 0], ev.x[:, 1]
     finite = ev.f[ok]
-    vmin, vmax = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+    norm = _norm(finite)
     ax.set_facecolor("0.85")  # cells or regions with no value
     if scatter and np.count_nonzero(ok) <= MAX_POINTS:
-        size = float(np.clip(4000 / max(1, np.count_nonzero(ok)), 4, 60))
-        mappable = ax.scatter(x[ok], y[ok], c=ev.f[ok], s=size, cmap="viridis", vmin=vmin, vmax=vmax, lw=0)
+        size = float(np.clip(20000 / max(1, np.count_nonzero(ok)), 6, 60))
+        mappable = ax.scatter(x[ok], y[ok], c=ev.f[ok], s=size, cmap="viridis", norm=norm, lw=0)
         what = job.objective
     else:
         grid = plotdata.grid_2d(x, y, ev.f, failed)
         mappable = ax.pcolormesh(grid.xedges, grid.yedges, np.ma.masked_invalid(grid.mean), cmap="viridis",
-                                 vmin=vmin, vmax=vmax, shading="flat", rasterized=True)
+                                 norm=norm, shading="flat", rasterized=True)
         cells = grid.mean.size
         what = job.objective + ("" if grid.exact and len(ev) <= cells else
                                 f"\n(mean per cell, {grid.mean.shape[1]}×{grid.mean.shape[0]} cells)")
@@ -298,7 +308,6 @@ def draw_scatter(fig: Any, job: Job, ev: Evaluations) -> None:
 def draw_parallel(fig: Any, job: Job, ev: Evaluations) -> None:
     from matplotlib import colormaps
     from matplotlib.collections import LineCollection
-    from matplotlib.colors import Normalize
 
     d = len(job.names)
     cols = min(d, 4)
@@ -316,7 +325,7 @@ def draw_parallel(fig: Any, job: Job, ev: Evaluations) -> None:
         rest = order[150:][plotdata.sample(max(0, len(order) - 150), 1350)]
         drawn = np.concatenate([order[:150], rest])
         drawn = drawn[np.argsort(-ev.f[drawn])]  # worst drawn first, best on top
-        norm = Normalize(float(ev.f[ok_index].min()), float(ev.f[ok_index].max()))
+        norm = _norm(ev.f[ok_index])
         segments = np.stack([np.broadcast_to(axis, (len(drawn), d)), unit[drawn]], axis=2)
         lines = LineCollection(list(segments), cmap=colormaps["viridis"], norm=norm, linewidths=0.8, alpha=0.55,
                                rasterized=True)
@@ -341,9 +350,9 @@ def draw_parallel(fig: Any, job: Job, ev: Evaluations) -> None:
     ax.set_ylim(-0.08, 1.08)
     ax.set_yticks([])
     shown_lines = min(len(ok_index), 1500)
-    ax.set_title(f"parallel coordinates ({shown_lines} of {len(ok_index)} good evaluations: the best 150 and a "
-                 "random sample; each axis spans its parameter's bounds)", fontsize=9)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title(f"parallel coordinates: {shown_lines} of {len(ok_index)} good evaluations\n"
+                 "(the best 150 and a random sample; each axis spans its bounds)", fontsize=9, loc="left")
+    ax.legend(fontsize=8, loc="lower right", bbox_to_anchor=(1.0, 1.0), frameon=False, borderaxespad=0.2)
     shared = None
     for i in range(d):
         sub = fig.add_subplot(spec[1 + i // cols, i % cols], sharey=shared)
