@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
@@ -137,9 +138,17 @@ async def results(daemon: Daemon, request: dict[str, Any], conn: Connection) -> 
     fmt = field(request, "format", str, "json")
     if fmt not in history.FORMATS:
         raise BadRequest(f"unknown format {fmt!r}; expected one of {', '.join(history.FORMATS)}")
-    data = await daemon.ctx.store.read(run.id, lambda rows: history.FORMATS[fmt](rows, run.names))
-    await conn.reply({"format": fmt, "bytes": len(data), "count": run.done})
-    await conn.send_bytes(data)
+    # spooled to a file in a thread, then sent in chunks: a million rows never sit in memory
+    with tempfile.TemporaryFile(dir=daemon.state_dir) as spool:
+        def write(rows: Any) -> int:
+            history.WRITERS[fmt](spool, rows, run.names)
+            return spool.tell()
+
+        size = await daemon.ctx.store.read(run.id, write)
+        await conn.reply({"format": fmt, "bytes": size, "count": run.done})
+        spool.seek(0)
+        while chunk := spool.read(1 << 20):
+            await conn.send_bytes(chunk)
 
 
 @command("monitor")

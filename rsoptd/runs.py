@@ -156,7 +156,7 @@ class Run:
     async def _write_history(self) -> None:
         path = os.path.join(self.record.run_dir, "history.npy")
         try:
-            await self.ctx.store.read(self.id, lambda rows: np.save(path, history.structured(rows, len(self.names))))
+            await self.ctx.store.read(self.id, lambda rows: _save_history(path, rows, len(self.names)))
         except OSError as exc:
             log.warning("cannot write history.npy", error=str(exc))
 
@@ -370,6 +370,11 @@ class Run:
 
     def _stored_x(self, sim_id: int) -> list[float]:
         return self.ctx.store.point(self.id, sim_id) or []
+
+
+def _save_history(path: str, rows: Any, n_params: int) -> None:
+    with open(path, "wb") as out:  # streamed: a million evaluations never sit in memory at once
+        history.write_npy(out, rows, n_params)
 
 
 def _last_line(text: str | None) -> str:
