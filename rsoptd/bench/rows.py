@@ -295,7 +295,8 @@ def scale(d: BenchDaemon, sz: Sizes, row: Row) -> None:
     n = sz.scale[0] * sz.scale[1]
     row.add("rss_10", f"{n:,}-point worker mesh_scan: daemon RSS at 10 % done", "MB")
     row.add("rss_90", "daemon RSS at 90 % done", "MB")
-    row.add("peak", "daemon peak RSS (VmHWM), history.npy and results npy included", "MB")
+    row.add("peak_run", "daemon peak RSS (VmHWM) through the run and its history.npy", "MB")
+    row.add("peak", "daemon peak RSS after `rsoptctl results --format npy` too", "MB")
     row.add("db", "database size after the run", "MB")
     row.add("first", "evaluations/s over the first 10 % (by sim_id)", "evals/s")
     row.add("last", "evaluations/s over the last 10 %", "evals/s")
@@ -317,6 +318,7 @@ def scale(d: BenchDaemon, sz: Sizes, row: Row) -> None:
             time.sleep(0.05 if n < 100000 else 0.5)
         if status["state"] != "completed":
             raise RuntimeError(f"the scale run ended {status['state']}: {status['message']}")
+        row.record("peak_run", own.rss_mb("VmHWM"))
         history = own.results_npy(run_id)
         row.record("peak", own.rss_mb("VmHWM"))
         row.record("db", json.loads(own.ctl("ping", "--json").stdout)["database_bytes"] / 1e6)
