@@ -87,8 +87,8 @@ class Rates:
 def clock(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds):
         return "-"
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 def eta(s: dict[str, Any], rate: float | None) -> str:
@@ -209,8 +209,8 @@ class TerminalView(View):
             lines = run_block(s, frame, self.rates.rate(s, frame["time"]), columns)
         else:
             active = sum(1 for s in runs if s["state"] in ("queued", "running"))
-            lines = [f"rsoptd: slots {frame['busy']}/{frame['cores']} busy, {active} active run(s)"
-                     f"    {time.strftime('%H:%M:%S', time.localtime(frame['time']))}    Ctrl-C to leave"]
+            lines = [(f"rsoptd: slots {frame['busy']}/{frame['cores']} busy, {active} active run(s)"
+                      f"    {time.strftime('%H:%M:%S', time.localtime(frame['time']))}    Ctrl-C to leave")]
             lines += [run_line(s, self.rates.rate(s, frame["time"])) for s in runs] or ["no active runs"]
         events = frame.get("events") or []
         if events:

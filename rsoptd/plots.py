@@ -261,7 +261,7 @@ def _plane(fig: Any, job: Job, ev: Evaluations, scatter: bool) -> None:
     norm = _norm(finite)
     ax.set_facecolor("0.85")  # cells or regions with no value
     if scatter and np.count_nonzero(ok) <= MAX_POINTS:
-        size = float(np.clip(20000 / max(1, np.count_nonzero(ok)), 6, 60))
+        size = float(np.clip(20000 / max(1, int(np.count_nonzero(ok))), 6, 60))
         mappable = ax.scatter(x[ok], y[ok], c=ev.f[ok], s=size, cmap="viridis", norm=norm, lw=0)
         what = job.objective
     else:

@@ -261,3 +261,39 @@ def test_plot_without_matplotlib_asks_for_the_extra(short_tmp, project):
         assert not (short_tmp / "never.png").exists()
     finally:
         daemon.stop()
+
+
+# -- the pieces, without a daemon ------------------------------------------------
+
+
+def test_sparkline_and_bar_show_the_best_so_far_and_the_failures():
+    from rsoptctl import watch
+
+    status = {"done": 100, "failed": 10, "planned": 200, "best": {"f": 1.0, "sim_id": 7, "x": {}},
+              "best_trace": [[1, 9.0], [10, 5.0], [50, 2.0]]}
+    line = watch.sparkline(status, 10)
+    assert len(line) == 10 and line[0] == "█" and line[-1] == "▁"
+    assert list(line) == sorted(line, reverse=True)  # best so far never rises
+    decades = {**status, "best": {"f": 1e-3, "sim_id": 7, "x": {}}, "best_trace": [[1, 1e3], [10, 10.0], [50, 0.1]]}
+    assert len(set(watch.sparkline(decades, 10))) == 3  # logarithmic: 0.1 is not drawn as low as 0.001
+    assert watch.sparkline({"done": 0, "best": None, "best_trace": []}, 10) == ""
+    assert watch.bar(status, 20) == "[" + "█" * 9 + "▒" + "░" * 10 + "]"
+    assert watch.clock(3725.4) == "1:02:05" and watch.eta({**status, "state": "running"}, 10.0) == "0:00:10"
+
+
+def test_views_of_many_evaluations_keep_extremes_failures_and_cells():
+    from rsoptd import plotdata
+
+    y = np.arange(1000, dtype=float)
+    y[500] = np.nan
+    starts, lo, hi = plotdata.envelope(y, 10)
+    assert len(starts) == 10 and lo[0] == 0 and hi[-1] == 999 and lo[5] == 501
+    x, z = (a.ravel() for a in np.meshgrid([0.0, 0.5, 1.0], [-1.0, 1.0], indexing="ij"))
+    failed = np.array([False, False, False, True, False, False])
+    grid = plotdata.grid_2d(x, z, x + z, failed)
+    assert grid.exact and grid.mean.shape == (2, 3) and grid.failed.sum() == 1
+    assert np.isnan(grid.mean[1, 1]) and grid.mean[0, 2] == 0.0
+    binned = plotdata.bin_1d(np.linspace(0, 1, 1000), np.linspace(0, 1, 1000), bins=10)
+    assert binned.low[0] == 0 and binned.high[-1] == 1 and np.all(np.diff(binned.mean) > 0)
+    keep = plotdata.sample(10_000, 100, keep=[9_999])
+    assert len(keep) == 101 and keep[-1] == 9_999 and np.array_equal(keep, plotdata.sample(10_000, 100, keep=[9_999]))
