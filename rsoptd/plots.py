@@ -133,7 +133,10 @@ def render(job: Job, ev: Evaluations) -> bytes:
     with _draw_lock:
         size = (11, 8.5) if job.kind == "parallel" else (9, 6)
         fig = Figure(figsize=size, dpi=100, layout="constrained")
-        DRAW[job.kind](fig, job, ev)
+        if len(ev):
+            DRAW[job.kind](fig, job, ev)
+        else:
+            fig.add_subplot().text(0.5, 0.5, "no evaluation has finished yet", ha="center", va="center")
         fig.suptitle(_title(job, ev), fontsize=11)
         buffer = io.BytesIO()
         fig.savefig(buffer, format=job.format, metadata={"Title": f"rsoptd run {job.run_id} ({job.kind})"})
