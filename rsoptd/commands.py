@@ -128,7 +128,8 @@ async def watch(daemon: Daemon, request: dict[str, Any], conn: Connection) -> No
         if closed.done():
             return
         await conn.send({"event": "progress", "status": run.status()})
-        await asyncio.sleep(WATCH_INTERVAL)
+        if run.task is not None:  # a frame at most every WATCH_INTERVAL, but the end as soon as the run is over
+            await asyncio.wait([run.task, closed], timeout=WATCH_INTERVAL)
     await conn.send({"event": "end", "status": run.status()})
 
 
