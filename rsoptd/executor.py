@@ -9,7 +9,8 @@ Modes: ``worker`` calls the function in this process, ``thread`` in a
 persistent evaluation thread of it (not the main thread; started once, since a
 thread per evaluation cost more than the evaluation), ``process`` in a child
 forked per evaluation (this process never
-imports the user's code in that mode, so every child starts clean).
+runs the user's code in that mode, so every child starts clean: it only
+compiles the file, and each child executes the module afresh).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import pickle
 import signal
 import struct
 import sys
-import threading
 import time
 from typing import Any, BinaryIO
 
@@ -44,11 +44,16 @@ def receive(stream: BinaryIO) -> Any:
     return pickle.loads(stream.read(size))
 
 
+_PRCTL: Any = None  # looked up once: a forked child then only makes the call
+
+
 def die_with_parent() -> None:
     """Ask the kernel to SIGKILL us when our parent dies (Linux), so a killed daemon leaves nothing."""
+    global _PRCTL
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if _PRCTL is None:
+            _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+        _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
 
@@ -107,6 +112,7 @@ class Executor:
         self.task = task
         self.evaluator = Evaluator(task)
         self.output = Output(task)
+        self._exiting = 0  # process mode: the last child, which sent its outcome and is exiting
 
     def run_point(self, sim_id: int, x: tuple[float, ...], tail_lines: int) -> tuple[Any, ...]:
         task = self.task
@@ -133,12 +139,22 @@ class Executor:
         # values last, so readers that know only the first nine fields keep working
         return ("result", sim_id, outcome.status, outcome.f, outcome.error, fatal, started, ended, lines, outcome.values)
 
+    def _reap(self) -> None:
+        if self._exiting:
+            os.waitpid(self._exiting, 0)
+            self._exiting = 0
+
     def _call(self, sim_id: int, x: tuple[float, ...]) -> Outcome:
         if self.task.mode == "process":
             return self._forked(sim_id, x)
         return self.evaluator.evaluate(sim_id, x)  # thread mode: this is already the evaluation thread
 
     def _forked(self, sim_id: int, x: tuple[float, ...]) -> Outcome:
+        self._reap()
+        task = self.task
+        for ref in (task.function, task.preprocess, task.postprocess, task.objective):
+            if ref is not None:
+                self.evaluator.loader.precompile(ref[0])
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: evaluate in a clean copy, send the outcome, leave at once
@@ -146,19 +162,24 @@ class Executor:
             die_with_parent()
             try:
                 data = pickle.dumps(self.evaluator.evaluate(sim_id, x))
-                with os.fdopen(write_fd, "wb") as pipe:
-                    pipe.write(data)
-                sys.stdout.flush()
+                sys.stdout.flush()  # before the outcome: the parent reads the output's tail once it has it
                 sys.stderr.flush()
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(write_fd, view):]
+                os.close(write_fd)
             finally:
                 os._exit(0)
         os.close(write_fd)
-        with os.fdopen(read_fd, "rb") as pipe:
-            data = pipe.read()
-        _, status = os.waitpid(pid, 0)
-        if data:
-            outcome: Outcome = pickle.loads(data)
+        chunks = []
+        while chunk := os.read(read_fd, 1 << 16):
+            chunks.append(chunk)
+        os.close(read_fd)
+        if chunks:
+            self._exiting = pid  # reaped before the next fork: its exit overlaps with our reply to the daemon
+            outcome: Outcome = pickle.loads(b"".join(chunks))
             return outcome
+        _, status = os.waitpid(pid, 0)
         from rsoptd.errors import describe_exit
 
         code = os.waitstatus_to_exitcode(status)
@@ -184,7 +205,11 @@ def main() -> None:
     if task.mode != "thread":
         serve(executor, requests, replies)
         return
-    # thread mode: every evaluation runs in this one thread, never in the main thread
+    # thread mode: every evaluation runs in this one thread, never in the main thread.  Only this
+    # mode imports threading: once imported, every fork pays for its after-fork hooks (about
+    # half a millisecond per child in process mode)
+    import threading
+
     thread = threading.Thread(target=serve, args=(executor, requests, replies), name="rsoptd-evaluation", daemon=True)
     thread.start()
     thread.join()
