@@ -129,7 +129,7 @@ async def watch(daemon: Daemon, request: dict[str, Any], conn: Connection) -> No
             return
         await conn.send({"event": "progress", "status": run.status()})
         if run.task is not None:  # a frame at most every WATCH_INTERVAL, but the end as soon as the run is over
-            await asyncio.wait([run.task, closed], timeout=WATCH_INTERVAL)
+            await asyncio.wait([run.task, closed], timeout=WATCH_INTERVAL, return_when=asyncio.FIRST_COMPLETED)
     await conn.send({"event": "end", "status": run.status()})
 
 
