@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -96,6 +95,8 @@ def open_connection(socket_path: Path, autostart: bool) -> Connection:
 
 def start_daemon(socket_path: Path) -> None:
     """Start rsoptd in the background (it exits after a quiet period) and wait until it answers."""
+    import subprocess  # here, not at the top: it costs every other command ~3 ms of start-up
+
     state_dir = paths.default_state_dir()
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     log_path = state_dir / "rsoptd.log"
