@@ -194,6 +194,8 @@ def open_channel() -> tuple[BinaryIO, BinaryIO, Task]:
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     task: Task = receive(requests)
+    if sys.path and sys.path[0] == os.getcwd():  # -m put our start directory first: a spare's is not the run's
+        sys.path[0] = task.run_dir
     os.chdir(task.run_dir)
     return requests, replies, task
 

@@ -25,7 +25,7 @@ from rsoptd import history
 from rsoptd.config import RunSpec
 from rsoptd.errors import ExecutorDied
 from rsoptd.evaluate import Task
-from rsoptd.executors import ExecutorProcess
+from rsoptd.executors import SPARES, ExecutorProcess
 from rsoptd.logs import LogHub, get_logger
 from rsoptd.mpi import OBJECTIVE_GRACE, MpiLane
 from rsoptd.pool import SlotPool
@@ -140,6 +140,8 @@ class Run:
                 log.error("lane crashed", exc_info=result)
                 self._stop = self._stop or ("failed", f"internal error: {result!r}")
         self.ctx.store.flush()
+        if not self.spec.parallel:  # the next run from the same shell starts at once (see executors.Spares)
+            SPARES.keep(self.env, min(self.spec.nworkers, self.ctx.pool.total))
         state, message = self._stop or source.outcome()
         self._set_state(state, message=message, ended=time.time())
         await self._write_history()
