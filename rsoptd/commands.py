@@ -240,7 +240,9 @@ async def logs(daemon: Daemon, request: dict[str, Any], conn: Connection) -> Non
             if subscriber.dropped:
                 await conn.send_line(to_json({"event": "subscriber dropped events", "level": "warning", "count": subscriber.dropped}))
                 subscriber.dropped = 0
+            subscriber.sending_since = time.monotonic()  # see Subscriber.stalled
             await conn.send_line(to_json(get.result()))
+            subscriber.sending_since = None
     finally:
         if subscriber is not None:
             daemon.hub.unsubscribe(subscriber)

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ import structlog
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 HISTORY = 5000
 QUEUE_SIZE = 10000
+STALL_SECONDS = 0.05  # a subscriber whose socket has not taken a line for this long is stalled
 
 
 @dataclass
@@ -44,6 +46,12 @@ class Subscriber:
     filter: Filter
     queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     dropped: int = 0
+    sending_since: float | None = None  # set by the logs command while a send waits for the reader
+
+    def stalled(self) -> bool:
+        """Its reader stopped reading: a send has waited STALL_SECONDS, or its queue is full."""
+        since = self.sending_since
+        return self.queue.full() or (since is not None and time.monotonic() - since > STALL_SECONDS)
 
     def offer(self, event: dict[str, Any]) -> None:
         if not self.filter.matches(event):
@@ -66,6 +74,15 @@ class LogHub:
         for subscriber in self.subscribers:
             subscriber.offer(record)
         return event
+
+    def accepting(self, run_id: int) -> bool:
+        """Whether a subscriber would take a run's output lines (info events) now.  One following
+        another run, or a stalled one (see Subscriber.stalled), would not: while no other wants
+        them, evaluations skip reading their output's tail and no output events are made, so a
+        reader that stops reading costs the scans nothing (it misses those lines, as it would
+        once its queue filled)."""
+        return any(s.filter.run_id in (None, run_id) and s.filter.level <= LEVELS["info"] and not s.stalled()
+                   for s in self.subscribers)
 
     def subscribe(self, filter: Filter) -> Subscriber:
         subscriber = Subscriber(filter)

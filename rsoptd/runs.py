@@ -258,7 +258,7 @@ class Run:
         timeout = spec.code.timeout
         if timeout is not None and spec.parallel:  # the MPI lane kills at `timeout` itself, then runs the objective
             timeout += OBJECTIVE_GRACE
-        tail = TAIL_LINES if self.ctx.hub.subscribers else 0
+        tail = TAIL_LINES if self.ctx.hub.accepting(self.id) else 0
         done = 0
         self._running[worker] = batch[0]
         try:
