@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
-from typing import Any, TextIO
+TYPE_CHECKING = False  # typing costs ~2 ms of every rsoptctl start-up; annotations only
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 LOG_FIELDS_SHOWN_ELSEWHERE = {"event", "level", "timestamp", "run_id", "sim_id", "logger"}
 

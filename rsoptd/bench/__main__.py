@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     mode = "smoke" if args.smoke else "quick" if args.quick else "default"
     sizes = measure.SIZES[mode]
+    compile_sources()
     work = Path(tempfile.mkdtemp(prefix="rsoptd-bench-"))
     rows: list[Row] = []
     started = time.perf_counter()
@@ -55,6 +56,21 @@ def main(argv: list[str] | None = None) -> int:
     args.json.write_text(to_json(rows, meta))
     print(f"JSON: {args.json}")
     return 0
+
+
+def compile_sources() -> None:
+    """Byte-compile rsoptd and rsoptctl, as pip does when it installs them: with
+    PYTHONDONTWRITEBYTECODE set (or a fresh editable checkout) every client and executor would
+    otherwise compile its modules at each start, while the floors' stdlib is compiled."""
+    import compileall
+
+    import rsoptctl
+    import rsoptd
+
+    for package in (rsoptd, rsoptctl):
+        for folder in package.__path__:
+            if os.path.isdir(folder):  # an editable install lists a path hook too
+                compileall.compile_dir(folder, quiet=1)
 
 
 if __name__ == "__main__":
