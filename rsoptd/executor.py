@@ -206,7 +206,7 @@ def main() -> None:
     send(replies, ("ready", os.getpid()))
     if task.mode != "thread":
         serve(executor, requests, replies)
-        return
+        leave()
     # thread mode: every evaluation runs in this one thread, never in the main thread.  Only this
     # mode imports threading: once imported, every fork pays for its after-fork hooks (about
     # half a millisecond per child in process mode)
@@ -215,6 +215,20 @@ def main() -> None:
     thread = threading.Thread(target=serve, args=(executor, requests, replies), name="rsoptd-evaluation", daemon=True)
     thread.start()
     thread.join()
+    leave()
+
+
+def leave() -> None:
+    """End of input: leave at once.  The interpreter's teardown (several ms, more with big
+    modules loaded) would hold up the run's end.  As in libEnsemble's workers (multiprocessing
+    children, which end with os._exit), atexit handlers do not run; output is flushed, C's too."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):
+        pass
+    os._exit(0)
 
 
 def serve(executor: Executor, requests: BinaryIO, replies: BinaryIO) -> None:
