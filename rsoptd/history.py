@@ -58,7 +58,7 @@ def to_csv(rows: Iterable[Row], names: list[str]) -> bytes:
     return _to_bytes(write_csv, rows, names)
 
 
-CHUNK = 8192  # rows converted at a time: a history of any length costs one chunk of memory
+CHUNK = 1024  # rows converted at a time: a history of any length costs one chunk of memory
 NPY_MAGIC = b"\x93NUMPY\x01\x00"
 
 

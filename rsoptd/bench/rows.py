@@ -245,7 +245,7 @@ def logs(d: BenchDaemon, sz: Sizes, row: Row) -> None:
             status = d.run(config)
             row.record("followed", scan_rate(d, status))
         row.record("delivered", follower.count(status["id"]) / (status["ended"] - status["started"]))
-        with stalled_subscriber(d):
+        with StalledSubscriber(d):
             row.record("stalled", scan_rate(d, d.run(config)))
             row.record("still", scan_rate(d, d.run(config)))
 
@@ -282,7 +282,7 @@ class Follower:
         return sum(json.loads(line).get("run_id") == run_id for line in self.lines)
 
 
-class stalled_subscriber:
+class StalledSubscriber:
     """A `logs -f` subscriber that never reads past its first reply."""
 
     def __init__(self, d: BenchDaemon) -> None:
@@ -290,7 +290,7 @@ class stalled_subscriber:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self.sock.connect(str(d.socket))
 
-    def __enter__(self) -> stalled_subscriber:
+    def __enter__(self) -> StalledSubscriber:
         self.sock.sendall(protocol.encode({"op": "logs", "follow": True, "limit": 1}))
         self.sock.makefile("rb").readline()  # the reply: subscribed
         return self
