@@ -231,7 +231,7 @@ def idle_daemon(d: BenchDaemon, sz: Sizes, row: Row) -> None:
 
 def logs(d: BenchDaemon, sz: Sizes, row: Row) -> None:
     n = sz.scan[0] * sz.scan[1]
-    row.add("alone", f"worker scan printing a line per evaluation ({n:,}), no subscriber", "evals/s")
+    row.add("alone", f"worker scan printing a line each ({n:,}), no subscriber", "evals/s")
     row.add("delivered", "events delivered to a `logs -f` subscriber during it", "events/s")
     row.add("followed", "the same scan, followed by that subscriber", "evals/s")
     row.add("stalled", "the same scan, with a stalled subscriber attached", "evals/s")
@@ -302,10 +302,10 @@ class StalledSubscriber:
 def scale(d: BenchDaemon, sz: Sizes, row: Row) -> None:
     """A long worker scan on a daemon of its own, so that its peak RSS is the scan's."""
     n = sz.scale[0] * sz.scale[1]
-    row.add("rss_10", f"{n:,}-point worker mesh_scan: daemon RSS at 10 % done", "MB")
+    row.add("rss_10", f"{n:,}-point worker mesh_scan: RSS at 10 % done", "MB")
     row.add("rss_90", "daemon RSS at 90 % done", "MB")
-    row.add("peak_run", "daemon peak RSS (VmHWM) through the run and its history.npy", "MB")
-    row.add("peak", "daemon peak RSS after `rsoptctl results --format npy` too", "MB")
+    row.add("peak_run", "peak RSS (VmHWM) through the run and history.npy", "MB")
+    row.add("peak", "peak RSS after `rsoptctl results --format npy` too", "MB")
     row.add("db", "database size after the run", "MB")
     row.add("first", "evaluations/s over the first 10 % (by sim_id)", "evals/s")
     row.add("last", "evaluations/s over the last 10 %", "evals/s")
@@ -337,7 +337,7 @@ def scale(d: BenchDaemon, sz: Sizes, row: Row) -> None:
 
 
 def optimizer(d: BenchDaemon, sz: Sizes, row: Row) -> None:
-    row.add("wall", "rsopt's quickstart (camel, nlopt LN_BOBYQA, sim_max 30): submit --wait", "s")
+    row.add("wall", "rsopt quickstart (camel, BOBYQA, sim_max 30), submit --wait", "s")
     row.add("daemon", "of which in the daemon: submit to the run's end", "s")
     row.targets.append(Target("< 0.3 s from submit to result", "wall", None, "<=", 0.3))
     row.notes.append("rsopt takes about 2.2 s for the same (the issue's figure; not measured here)")
