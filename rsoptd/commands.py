@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from rsoptd.server import Connection, Daemon
 
 WATCH_INTERVAL = 0.2  # seconds between progress frames at most
+LOGS_WRITE_EVENTS = 1000  # events a `logs -f` connection writes at once, at most
 MONITOR_EVENTS = 50  # most log events a monitor frame carries
 Handler = Callable[["Daemon", dict[str, Any], "Connection"], Awaitable[None]]
 HANDLERS: dict[str, Handler] = {}
@@ -240,8 +241,11 @@ async def logs(daemon: Daemon, request: dict[str, Any], conn: Connection) -> Non
             if subscriber.dropped:
                 await conn.send_line(to_json({"event": "subscriber dropped events", "level": "warning", "count": subscriber.dropped}))
                 subscriber.dropped = 0
+            lines = [to_json(get.result())]
+            while len(lines) < LOGS_WRITE_EVENTS and not subscriber.queue.empty():  # what is queued, in one write:
+                lines.append(to_json(subscriber.queue.get_nowait()))  # one event per loop turn falls behind a scan
             subscriber.sending_since = time.monotonic()  # see Subscriber.stalled
-            await conn.send_line(to_json(get.result()))
+            await conn.send_line("\n".join(lines))
             subscriber.sending_since = None
     finally:
         if subscriber is not None:
