@@ -122,7 +122,7 @@ async def watch(daemon: Daemon, request: dict[str, Any], conn: Connection) -> No
     run = daemon.manager.get(request.get("run"))
     await conn.reply(run.status())
     closed = conn.closed()
-    while run.active and run.state not in protocol.FINAL_STATES:
+    while run.live:
         changed = asyncio.ensure_future(run.changed())
         await asyncio.wait([changed, closed], return_when=asyncio.FIRST_COMPLETED)
         changed.cancel()
@@ -164,7 +164,7 @@ async def monitor(daemon: Daemon, request: dict[str, Any], conn: Connection) -> 
     seen: set[int] = set()
 
     def ended() -> bool:
-        return one is not None and not (one.active and one.state not in protocol.FINAL_STATES)
+        return one is not None and not one.live
 
     def frame(event: str) -> dict[str, Any]:
         if one is not None:
@@ -195,14 +195,10 @@ async def monitor(daemon: Daemon, request: dict[str, Any], conn: Connection) -> 
 
 def recent_events(daemon: Daemon, run_id: int | None, limit: int) -> list[dict[str, Any]]:
     """The last `limit` events at info level or above (of one run), newest last, as plain JSON values."""
-    wanted = Filter(run_id=run_id, level=LEVELS["info"])
-    found: list[dict[str, Any]] = []
-    for event in reversed(daemon.hub.history):
-        if len(found) >= limit:
-            break
-        if wanted.matches(event):
-            found.append({k: v if isinstance(v, (str, int, float, bool, type(None))) else str(v) for k, v in event.items()})
-    return found[::-1]
+    if not limit:
+        return []
+    events = daemon.hub.recent(Filter(run_id=run_id, level=LEVELS["info"]), limit)
+    return [{k: v if isinstance(v, (str, int, float, bool, type(None))) else str(v) for k, v in e.items()} for e in events]
 
 
 @command("plot")

@@ -63,8 +63,7 @@ class Output:
 
     def __init__(self, task: Task) -> None:
         self.task = task
-        base = os.path.join(task.run_dir, f"worker-{task.worker}")
-        self.default = (_open_log(base + ".stdout.log"), _open_log(base + ".stderr.log"))
+        self.default = (_open_log(worker_log(task, "stdout")), _open_log(worker_log(task, "stderr")))
         self._point(self.default)
 
     def begin(self, sim_dir: str | None) -> tuple[int, int] | None:
@@ -91,6 +90,11 @@ class Output:
         sys.stderr.flush()
         os.dup2(fds[0], 1)
         os.dup2(fds[1], 2)
+
+
+def worker_log(task: Task, stream: str) -> str:
+    """Where a worker's output goes when the run has no evaluation directories."""
+    return os.path.join(task.run_dir, f"worker-{task.worker}.{stream}.log")
 
 
 def _open_log(path: str) -> int:

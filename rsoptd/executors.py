@@ -11,7 +11,7 @@ from typing import Any
 
 from rsoptd.errors import ExecutorDied
 from rsoptd.evaluate import Task
-from rsoptd.executor import HEADER
+from rsoptd.executor import HEADER, worker_log
 
 START_TIMEOUT = 60.0  # seconds for a new executor to import what it needs
 CLOSE_GRACE = 2.0
@@ -41,7 +41,7 @@ class ExecutorProcess:
                 return await spare._handshake(task)
             except ExecutorDied:
                 pass  # a spare that died waiting: start one as before
-        stderr = os.open(os.path.join(task.run_dir, f"worker-{task.worker}.stderr.log"),
+        stderr = os.open(worker_log(task, "stderr"),
                          os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
             executor = await cls._spawn(env, task.run_dir, stderr, module)
@@ -68,7 +68,7 @@ class ExecutorProcess:
             reply = await asyncio.wait_for(executor.receive(), START_TIMEOUT)
         except (ExecutorDied, TimeoutError) as exc:
             await executor.kill()
-            raise ExecutorDied(process.returncode, f"the executor did not start ({exc}); see worker-{task.worker}.stderr.log") from None
+            raise ExecutorDied(process.returncode, f"the executor did not start ({exc}); see {worker_log(task, 'stderr')}") from None
         if reply[0] != "ready":
             await executor.kill()
             raise ExecutorDied(None, f"unexpected first message {reply[0]!r}")

@@ -93,8 +93,16 @@ class LogHub:
         self.subscribers.discard(subscriber)
 
     def recent(self, filter: Filter, limit: int) -> list[dict[str, Any]]:
-        matching = [e for e in self.history if filter.matches(e)]
-        return matching[-limit:] if limit else matching
+        """The last `limit` matching events (all with 0), oldest first; stops once it has them."""
+        if not limit:
+            return [e for e in self.history if filter.matches(e)]
+        found = []
+        for event in reversed(self.history):
+            if filter.matches(event):
+                found.append(event)
+                if len(found) == limit:
+                    break
+        return found[::-1]
 
 
 def to_json(event: dict[str, Any]) -> str:

@@ -29,6 +29,7 @@ from rsoptd.executors import SPARES, ExecutorProcess
 from rsoptd.logs import LogHub, get_logger
 from rsoptd.mpi import OBJECTIVE_GRACE, MpiLane
 from rsoptd.pool import SlotPool
+from rsoptd.protocol import FINAL_STATES
 from rsoptd.sources import PointSource
 from rsoptd.store import Store
 
@@ -103,6 +104,12 @@ class Run:
     @property
     def active(self) -> bool:
         return self.task is not None and not self.task.done()
+
+    @property
+    def live(self) -> bool:
+        """Still going for a watcher: its task runs and its state is not yet final
+        (the final state is set a moment before the task ends)."""
+        return self.active and self.state not in FINAL_STATES
 
     # -- lifecycle --
 
